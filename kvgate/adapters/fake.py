@@ -1,0 +1,66 @@
+"""fakeredis adapter (``fakeredis://``): Redis semantics in process memory, no server.
+
+For local development and tests.  Data lives as long as the process; one process only.
+Commands are fed to fakeredis as RESP through its in-memory socket, so they take the same
+path as on a real server (parsing, MULTI/EXEC queueing) and error texts keep their prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import fakeredis
+import redis
+from fakeredis._socket._fakesocket import FakeSocket  # no public raw-socket API
+
+from kvgate.adapters import resp
+from kvgate.adapters.base import Backend, Health
+from kvgate.errors import BackendUnavailable, ReplyError
+from kvgate.protocol import Args, Reply
+
+
+class _RawSocket(FakeSocket):
+    """Keeps error replies as full texts (fakeredis would strip ``ERR`` the redis-py way)."""
+
+    def _decode_error(self, error: Any) -> ReplyError:  # type: ignore[override]
+        return ReplyError(error.value)
+
+
+class FakeRedisBackend(Backend):
+    kind = "fakeredis"
+    knows_shebang = False
+
+    def __init__(self, url: str = "fakeredis://") -> None:
+        path = urlsplit(url).path.strip("/")
+        self.db = int(path) if path else 0
+        self.server = fakeredis.FakeServer(version=(7, 0))
+        self._socket: _RawSocket | None = _RawSocket(self.server, self.db, client_class=redis.Redis)
+        self._pubsub_client: fakeredis.FakeAsyncRedis | None = None
+
+    async def close(self) -> None:
+        self._socket = None
+        if self._pubsub_client is not None:
+            await self._pubsub_client.aclose()
+
+    def _roundtrip(self, payload: bytes, expected: int) -> list[Reply]:
+        sock = self._socket
+        if sock is None or sock.responses is None:
+            raise BackendUnavailable("ERR backend unavailable (closed)")
+        sock.sendall(payload)
+        return [sock.responses.get_nowait() for _ in range(expected)]
+
+    async def execute(self, commands: list[Args]) -> list[Reply]:
+        return self._roundtrip(resp.encode_many(commands), len(commands))
+
+    async def transaction(self, commands: list[Args]) -> list[Reply]:
+        replies = self._roundtrip(resp.encode_transaction(commands), len(commands) + 2)
+        return resp.exec_replies(replies)
+
+    def health(self) -> Health:
+        return Health(ok=self._socket is not None, detail="in-memory")
+
+    def pubsub(self) -> Any:
+        if self._pubsub_client is None:
+            self._pubsub_client = fakeredis.FakeAsyncRedis(server=self.server, db=self.db)
+        return self._pubsub_client.pubsub()

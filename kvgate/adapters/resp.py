@@ -1,0 +1,41 @@
+"""RESP2 encoding and the MULTI/EXEC framing shared by the RESP-speaking adapters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kvgate.errors import EXECABORT, ReplyError
+from kvgate.protocol import Args, Reply
+
+
+def encode(args: Args) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n" % len(arg))
+        parts.append(arg)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def encode_many(commands: Sequence[Args]) -> bytes:
+    return b"".join(encode(c) for c in commands)
+
+
+MULTI = encode([b"MULTI"])
+EXEC = encode([b"EXEC"])
+
+
+def encode_transaction(commands: Sequence[Args]) -> bytes:
+    """One contiguous block, so nothing else on a shared connection can land inside it."""
+    return MULTI + encode_many(commands) + EXEC
+
+
+def exec_replies(replies: list[Reply]) -> list[Reply]:
+    """From the replies to MULTI, each queued command and EXEC, the transaction's result;
+    raises the EXECABORT error when Redis discarded the transaction."""
+    result = replies[-1]
+    if isinstance(result, ReplyError):
+        raise result
+    if not isinstance(result, list):  # nil: only after WATCH, which kvgate never sends
+        raise ReplyError(EXECABORT)
+    return result

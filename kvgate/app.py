@@ -1,0 +1,226 @@
+"""The aiohttp application: routing, auth, request limits and the JSON error shape.
+
+One catch-all route dispatches by hand: that keeps the per-request path short and lets
+every database live under its own base path (``/db/<name>``) or at the root.
+
+Every reply is JSON; every error is ``{"error": "<text>"}`` with a meaningful status.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from kvgate import errors
+from kvgate.adapters import open_backend
+from kvgate.commands import CommandTable, default_table
+from kvgate.config import Config
+from kvgate.errors import (
+    BadRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ReplyError,
+    Unauthorized,
+)
+from kvgate.gateway import Access, Database
+from kvgate.metrics import Metrics
+from kvgate.protocol import dumps, envelope, parse_command, parse_commands, path_args, result_encoder
+
+log = logging.getLogger("kvgate")
+
+COMMAND_METHODS = ("GET", "HEAD", "POST", "PUT")
+BODY_METHODS = ("POST", "PUT")
+OPS_PREFIX = "/_kvgate/"
+
+
+class Gateway:
+    """Holds the databases of one process and answers HTTP requests for them."""
+
+    def __init__(self, config: Config, table: CommandTable | None = None) -> None:
+        self.config = config
+        self.table = table or default_table()
+        self.metrics = Metrics()
+        self.databases: list[tuple[str, Database]] = []
+        self.shutting_down = False
+        self._sync = itertools.count(1)
+        self._sync_prefix = f"{os.getpid():x}-{int(time.time() * 1000):x}-"
+
+    # -- lifecycle (aiohttp cleanup_ctx)
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        for db in self.config.databases:
+            backend = open_backend(db.backend, **db.backend_options)
+            await backend.start()
+            self.databases.append(
+                (db.path, Database(db.name, backend, self.table, db.tokens, db.read_only_tokens))
+            )
+        # Longest base path first, so /db/a/b wins over /db/a.
+        self.databases.sort(key=lambda item: len(item[0]), reverse=True)
+        yield
+        for _, database in self.databases:
+            await database.backend.close()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.shutting_down = True  # ends SSE streams
+
+    # -- helpers
+    def sync_token(self) -> str:
+        return f"{self._sync_prefix}{next(self._sync)}"
+
+    def json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        h = {"Content-Type": "application/json", "Upstash-Sync-Token": self.sync_token()}
+        if headers:
+            h.update(headers)
+        return web.Response(body=dumps(payload), status=status, headers=h)
+
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        return self.json({"error": message}, status, headers)
+
+    def route(self, path: str) -> tuple[Database, str] | None:
+        for prefix, database in self.databases:
+            if not prefix:
+                return database, path[1:]
+            if path == prefix:
+                return database, ""
+            if path.startswith(prefix) and path[len(prefix)] == "/":
+                return database, path[len(prefix) + 1 :]
+        return None
+
+    @staticmethod
+    def presented_token(request: web.Request) -> str | None:
+        header = request.headers.get("Authorization")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+            return None
+        return request.rel_url.query.get("_token")
+
+    async def body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        too_large = f"ERR max request size exceeded (limit {limit} bytes)"
+        if request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(too_large)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(too_large) from None
+
+    # -- the handler
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if path.startswith(OPS_PREFIX):
+            return await self.handle_ops(request, path[len(OPS_PREFIX) :])
+        started = time.perf_counter()
+        self.metrics.in_flight += 1
+        name, endpoint, commands = "-", "command", 1
+        try:
+            routed = self.route(path)
+            if routed is None:
+                raise NotFound("ERR no database at this path")
+            database, rest = routed
+            name = database.name
+            method = request.method
+            if method not in COMMAND_METHODS:
+                raise MethodNotAllowed(f"ERR method {method} is not allowed", COMMAND_METHODS)
+            access = database.authenticate(self.presented_token(request))
+            if access is None:
+                raise Unauthorized(errors.WRONGPASS)
+            encode = result_encoder(request.headers.get("Upstash-Encoding", "").lower() == "base64")
+            if rest in ("pipeline", "multi-exec"):
+                endpoint = rest
+                if method not in BODY_METHODS:
+                    raise MethodNotAllowed(
+                        f"ERR /{rest} takes POST with a JSON array of commands", BODY_METHODS
+                    )
+                batch = parse_commands(await self.body(request))
+                commands = len(batch)
+                response = await self.run_batch(database, rest, batch, access, encode)
+            elif rest.startswith(("subscribe/", "psubscribe/")) or rest in ("subscribe", "psubscribe"):
+                endpoint = "subscribe"
+                from kvgate.sse import subscribe
+
+                return await subscribe(self, request, database, rest, access)
+            elif rest == "monitor":
+                raise BadRequest(
+                    "ERR monitor is not available: it would show every client's commands "
+                    "on the backend, other databases' included"
+                )
+            else:
+                body = await self.body(request) if method in BODY_METHODS else b""
+                if rest:
+                    args = path_args(rest, body, request.rel_url.raw_query_string)
+                elif method in BODY_METHODS:
+                    args = parse_command(body)
+                else:
+                    args = path_args("", b"", "")  # raises the "no command" error
+                try:
+                    reply = await database.run_one(args, access)
+                except ReplyError as exc:
+                    response = self.error(400, exc.message)
+                else:
+                    response = self.json({"result": encode(reply)})
+        except GatewayError as exc:
+            response = self.error(exc.status, exc.message, exc.headers)
+        except Exception:  # a bug: log it, answer JSON, keep serving
+            log.exception("unexpected error handling %s %s", request.method, path)
+            response = self.error(500, "ERR internal error in kvgate (logged on the server)")
+        finally:
+            self.metrics.in_flight -= 1
+        self.metrics.observe(name, endpoint, response.status, time.perf_counter() - started, commands)
+        return response
+
+    async def run_batch(
+        self, database: Database, endpoint: str, batch: list[list[bytes]], access: Access, encode: Any
+    ) -> web.Response:
+        if endpoint == "pipeline":
+            replies = await database.run_pipeline(batch, access)
+        else:
+            try:
+                replies = await database.run_transaction(batch, access)
+            except ReplyError as exc:
+                # Discarded as a whole: one error, non-2xx, so clients do not map over it.
+                return self.error(400, exc.message)
+        return self.json([envelope(reply, encode) for reply in replies])
+
+    async def handle_ops(self, request: web.Request, what: str) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return self.error(405, f"ERR method {request.method} is not allowed", {"Allow": "GET, HEAD"})
+        if what == "health":
+            report = {}
+            for _, database in self.databases:
+                health = database.backend.health()
+                report[database.name] = {
+                    "ok": health.ok,
+                    "backend": database.backend.kind,
+                    "detail": health.detail,
+                }
+            ok = all(item["ok"] for item in report.values()) and not self.shutting_down
+            status = "ok" if ok else "shutting down" if self.shutting_down else "degraded"
+            return self.json({"status": status, "databases": report}, 200 if ok else 503)
+        if what == "metrics":
+            text = self.metrics.render(
+                (db.name, db.backend.kind, db.backend.health()) for _, db in self.databases
+            )
+            return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        return self.error(404, "ERR unknown endpoint; try /_kvgate/health or /_kvgate/metrics")
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_app(config: Config, table: CommandTable | None = None) -> web.Application:
+    gateway = Gateway(config, table)
+    app = web.Application(client_max_size=config.max_body_bytes, handler_args={"max_field_size": 65536})
+    app[GATEWAY] = gateway
+    app.cleanup_ctx.append(gateway.lifecycle)
+    app.on_shutdown.append(gateway.on_shutdown)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    return app

@@ -1,0 +1,100 @@
+"""``kvgate`` command line.
+
+click rather than argparse: it reads each option from its ``KVGATE_*`` environment
+variable, validates types with clear messages and gives subcommands for free, which is
+what ``serve`` (and later admin commands) need.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from kvgate import __version__
+from kvgate.config import DATABASE_SETTINGS, SERVER_SETTINGS, Config, ConfigError, from_options, load_file
+
+_HELP = {s.name: s for s in (*SERVER_SETTINGS, *DATABASE_SETTINGS)}
+
+
+def _opt(name: str, *flags: str, **kwargs: Any) -> Any:
+    setting = _HELP[name]
+    return click.option(
+        *flags,
+        name,
+        envvar=setting.env,
+        show_envvar=True,
+        default=None,
+        help=f"{setting.help} [default: {setting.default!r}]"
+        if setting.default not in ([], None)
+        else setting.help,
+        **kwargs,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kvgate")
+def main() -> None:
+    """kvgate: the Upstash Redis REST protocol in front of your own data store."""
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="KVGATE_CONFIG",
+    show_envvar=True,
+    default=None,
+    help="TOML file naming several databases, each under its own base path.",
+)
+@_opt("host", "--host")
+@_opt("port", "--port", type=int)
+@_opt("workers", "--workers", type=int)
+@_opt("max_body_bytes", "--max-body-bytes", type=int)
+@_opt("shutdown_timeout", "--shutdown-timeout", type=float)
+@_opt("log_level", "--log-level")
+@_opt("backend", "--backend")
+@_opt("tokens", "--token", multiple=True)
+@_opt("read_only_tokens", "--read-only-token", multiple=True)
+@_opt("pool_size", "--pool-size", type=int)
+@_opt("max_inflight", "--max-inflight", type=int)
+@_opt("timeout", "--timeout", type=float)
+def serve(config_path: str | None, **options: Any) -> None:
+    """Serve the REST API (one database from options, or many from --config)."""
+    try:
+        config = build_config(config_path, options)
+    except ConfigError as exc:
+        click.echo(f"kvgate: config error: {exc}", err=True)
+        sys.exit(2)
+    config = config.with_generated_tokens()
+    for db in config.databases:
+        if db.generated_token:
+            where = db.path or "/"
+            click.echo(
+                f"kvgate: no token configured for database {db.name!r} ({where}); "
+                f"generated one for this run: {db.tokens[0]}",
+                err=True,
+            )
+        if db.backend.startswith("fakeredis"):
+            click.echo(
+                f"kvgate: database {db.name!r} uses fakeredis:// - in memory, lost when kvgate stops",
+                err=True,
+            )
+    from kvgate.server import run
+
+    sys.exit(run(config))
+
+
+def build_config(config_path: str | None, options: dict[str, Any]) -> Config:
+    server_names = {s.name for s in SERVER_SETTINGS}
+    if config_path:
+        db_options = sorted(k for k, v in options.items() if k not in server_names and v not in (None, ()))
+        if db_options:
+            raise ConfigError(
+                f"--config names the databases; do not combine it with --{db_options[0].replace('_', '-')}"
+            )
+        return load_file(
+            config_path, {k: v for k, v in options.items() if k in server_names and v is not None}
+        )
+    return from_options(options)

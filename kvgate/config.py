@@ -1,0 +1,277 @@
+"""Configuration: every setting declared once, as data, with its default and help.
+
+Two ways in, one result (:class:`Config`):
+
+* one database from command-line options / ``KVGATE_*`` environment variables, served at
+  the root path;
+* many databases from a TOML file (``--config kvgate.toml``), each under its own base path.
+
+Any problem is a :class:`ConfigError` whose message is one line a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kvgate.adapters import BackendURLError, check_url
+
+DEFAULT_BACKEND = "fakeredis://"
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: type
+    default: Any
+    help: str
+    env: str | None = None  # environment variable, for the single-database command line
+
+
+SERVER_SETTINGS: tuple[Setting, ...] = (
+    Setting("host", str, "127.0.0.1", "Address to listen on.", "KVGATE_HOST"),
+    Setting("port", int, 8379, "TCP port to listen on.", "KVGATE_PORT"),
+    Setting("workers", int, 1, "Processes serving the same port (SO_REUSEPORT).", "KVGATE_WORKERS"),
+    Setting(
+        "max_body_bytes",
+        int,
+        10 * MIB,
+        "Largest request body accepted; a larger one is answered 413.",
+        "KVGATE_MAX_BODY_BYTES",
+    ),
+    Setting(
+        "shutdown_timeout",
+        float,
+        10.0,
+        "Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
+        "KVGATE_SHUTDOWN_TIMEOUT",
+    ),
+    Setting("log_level", str, "info", "debug, info, warning or error.", "KVGATE_LOG_LEVEL"),
+)
+
+DATABASE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "backend",
+        str,
+        DEFAULT_BACKEND,
+        "Backend URL: redis://[user:password@]host:port/db, rediss://..., "
+        "unix:///path.sock?db=N, or fakeredis:// (in memory, one process).",
+        "KVGATE_BACKEND",
+    ),
+    Setting(
+        "tokens",
+        list,
+        [],
+        "Read-write bearer tokens. With none, one is generated at start and printed.",
+        "KVGATE_TOKEN",
+    ),
+    Setting("read_only_tokens", list, [], "Tokens allowed read commands only.", "KVGATE_READ_ONLY_TOKEN"),
+    Setting("path", str, "/db/<name>", "Base path of the database (config file only)."),
+    Setting("pool_size", int, 4, "Connections each process keeps open to the backend.", "KVGATE_POOL_SIZE"),
+    Setting(
+        "max_inflight",
+        int,
+        10_000,
+        "Commands in flight to the backend, per process, before requests get 503.",
+        "KVGATE_MAX_INFLIGHT",
+    ),
+    Setting(
+        "timeout",
+        float,
+        10.0,
+        "Seconds to wait for the backend before answering 504.",
+        "KVGATE_TIMEOUT",
+    ),
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    name: str
+    path: str  # "" for the root
+    backend: str = DEFAULT_BACKEND
+    tokens: tuple[str, ...] = ()
+    read_only_tokens: tuple[str, ...] = ()
+    pool_size: int = 4
+    max_inflight: int = 10_000
+    timeout: float = 10.0
+    generated_token: bool = False
+
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        if self.backend.startswith("fakeredis"):
+            return {}
+        return {
+            "connections": self.pool_size,
+            "max_inflight": self.max_inflight,
+            "timeout": self.timeout,
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    databases: tuple[DatabaseConfig, ...]
+    host: str = "127.0.0.1"
+    port: int = 8379
+    workers: int = 1
+    max_body_bytes: int = 10 * MIB
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_generated_tokens(self) -> Config:
+        """Give every database without a read-write token a fresh random one."""
+        dbs = tuple(
+            db if db.tokens else replace(db, tokens=(secrets.token_urlsafe(32),), generated_token=True)
+            for db in self.databases
+        )
+        return replace(self, databases=dbs)
+
+
+def _coerce(setting: Setting, value: Any, where: str) -> Any:
+    try:
+        if setting.kind is list:
+            if isinstance(value, str):
+                value = [value]
+            if isinstance(value, tuple):
+                value = list(value)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError("expected a list of non-empty strings")
+            return tuple(value)
+        if setting.kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError("expected an integer")
+            return int(value)
+        if setting.kind is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    except ValueError as exc:
+        raise ConfigError(f"{where}: setting {setting.name!r} = {value!r}: {exc}") from None
+
+
+def _apply(settings: tuple[Setting, ...], values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    known = {s.name: s for s in settings}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return {name: _coerce(known[name], v, where) for name, v in values.items() if v is not None}
+
+
+def _check_server(values: dict[str, Any]) -> None:
+    port = values.get("port", 8379)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is out of range 0-65535")
+    if values.get("workers", 1) < 1:
+        raise ConfigError("workers must be at least 1")
+    if values.get("workers", 1) > 1 and port == 0:
+        raise ConfigError("workers > 1 needs a fixed port (port 0 would give each worker its own)")
+    if values.get("max_body_bytes", MIB) < 1024:
+        raise ConfigError("max_body_bytes must be at least 1024")
+    if values.get("shutdown_timeout", 1.0) < 0:
+        raise ConfigError("shutdown_timeout must not be negative")
+    if values.get("log_level", "info").lower() not in _LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(_LEVELS)}")
+
+
+def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: database name {name!r} may use only letters, digits, _ and -")
+    try:
+        check_url(values.get("backend", DEFAULT_BACKEND))
+    except BackendURLError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    for key in ("pool_size", "max_inflight"):
+        if values.get(key, 1) < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1")
+    if values.get("timeout", 1.0) <= 0:
+        raise ConfigError(f"{where}: timeout must be positive")
+    ro = set(values.get("read_only_tokens", ())) & set(values.get("tokens", ()))
+    if ro:
+        raise ConfigError(f"{where}: a token cannot be both read-write and read-only")
+    return DatabaseConfig(name=name, **values)
+
+
+def _finish(server: dict[str, Any], databases: list[DatabaseConfig]) -> Config:
+    _check_server(server)
+    if "log_level" in server:
+        server["log_level"] = server["log_level"].lower()
+    if server.get("workers", 1) > 1:
+        for db in databases:
+            if db.backend.startswith("fakeredis"):
+                raise ConfigError(
+                    f"database {db.name!r}: fakeredis:// keeps data in one process's memory; "
+                    "it cannot be served by several workers"
+                )
+    return Config(databases=tuple(databases), **server)
+
+
+def from_options(options: Mapping[str, Any]) -> Config:
+    """One database at the root path, from command-line options (None = not given)."""
+    server_names = {s.name for s in SERVER_SETTINGS}
+    server = _apply(SERVER_SETTINGS, {k: v for k, v in options.items() if k in server_names}, "options")
+    db_values = _apply(
+        DATABASE_SETTINGS,
+        {k: v for k, v in options.items() if k not in server_names and v not in (None, ())},
+        "options",
+    )
+    db_values["path"] = ""
+    return _finish(server, [_database("default", db_values, "options")])
+
+
+def load_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Many databases from a TOML file; ``overrides`` (command-line server options) win."""
+    where = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {where} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {where}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - {"server", "databases"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section [{unknown[0]}] (expected [server] and [databases.<name>])"
+        )
+    server = _apply(SERVER_SETTINGS, raw.get("server", {}), f"{where} [server]")
+    server.update(_apply(SERVER_SETTINGS, dict(overrides or {}), "options"))
+    tables = raw.get("databases", {})
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{where}: no databases: add a [databases.<name>] table with a backend")
+    databases: list[DatabaseConfig] = []
+    seen_paths: dict[str, str] = {}
+    for name, body in tables.items():
+        section = f"{where} [databases.{name}]"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{section}: expected a table")
+        values = _apply(DATABASE_SETTINGS, body, section)
+        db_path = values.get("path", f"/db/{name}")
+        if db_path == "/":
+            db_path = ""
+        elif not _PATH.match(db_path):
+            raise ConfigError(f"{section}: path {db_path!r} must look like /db/{name}")
+        if db_path in seen_paths:
+            raise ConfigError(f"{section}: path {db_path or '/'!r} is also used by {seen_paths[db_path]!r}")
+        seen_paths[db_path] = name
+        values["path"] = db_path
+        databases.append(_database(name, values, section))
+    return _finish(server, databases)

@@ -1,0 +1,117 @@
+"""Error texts and error types.
+
+Two families, kept apart on purpose:
+
+* :class:`ReplyError` is a Redis error *reply* (``ERR ...``, ``WRONGTYPE ...``).  It is a
+  value that travels inside pipelines and transactions like any other reply, and its text
+  is exactly what Redis would say.
+* :class:`GatewayError` and its subclasses are failures of kvgate itself or of the path to
+  the backend (unavailable, overloaded, timed out, bad request body).  Each carries the HTTP
+  status it is answered with.
+"""
+
+from __future__ import annotations
+
+
+class ReplyError(Exception):
+    """A Redis error reply; ``str(err)`` is the full text with its prefix."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "ERR"
+
+
+class GatewayError(Exception):
+    status = 400
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status = 400
+
+
+class Unauthorized(GatewayError):
+    status = 401
+
+
+class Forbidden(GatewayError):
+    status = 403
+
+
+class NotFound(GatewayError):
+    status = 404
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+
+    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.headers = {"Allow": ", ".join(allowed)}
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+
+
+class BackendError(GatewayError):
+    """The backend could not answer; the reply to the command is unknown."""
+
+    status = 503
+
+
+class BackendUnavailable(BackendError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class BackendOverloaded(BackendError):
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
+class BackendTimeout(BackendError):
+    status = 504
+
+
+# --- Redis's own texts ------------------------------------------------------------
+
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+WRONGPASS = "WRONGPASS invalid or missing auth token"
+SYNTAX = "ERR syntax error"
+
+
+def wrong_arity(fullname: str) -> str:
+    return f"ERR wrong number of arguments for '{fullname}' command"
+
+
+def _clean(text: str) -> str:
+    # Redis replaces CR/LF in error texts so they stay one protocol line.
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def unknown_command(name: str, args: list[str]) -> str:
+    """Redis's text, including its 128-character budget for the argument preview."""
+    preview = ""
+    for arg in args:
+        if len(preview) >= 128:
+            break
+        preview += f"'{arg[: 128 - len(preview)]}' "
+    return _clean(f"ERR unknown command '{name[:128]}', with args beginning with: {preview}")
+
+
+def unknown_subcommand(container: str, sub: str) -> str:
+    return _clean(f"ERR unknown subcommand '{sub[:128]}'. Try {container.upper()} HELP.")
+
+
+def noperm(fullname: str) -> str:
+    return f"NOPERM this user has no permissions to run the '{fullname}' command"
+
+
+def not_available(fullname: str, reason: str) -> str:
+    return f"ERR command '{fullname}' is not available over REST: {reason}"

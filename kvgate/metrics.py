@@ -1,0 +1,90 @@
+"""Request counters and latency, exposed in the Prometheus text format.
+
+Hand-written rather than prometheus_client: a handful of counters per process, no
+registry, no extra dependency on the hot path.  Each worker process reports its own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from kvgate.adapters import Health
+
+# Upper bounds of the latency histogram, in seconds.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.commands: Counter[str] = Counter()
+        self.latency: dict[str, list[int]] = {}
+        self.latency_sum: Counter[str] = Counter()
+        self.in_flight = 0
+
+    def observe(self, database: str, endpoint: str, status: int, seconds: float, commands: int) -> None:
+        self.requests[(database, endpoint, status)] += 1
+        self.commands[database] += commands
+        buckets = self.latency.get(database)
+        if buckets is None:
+            buckets = self.latency[database] = [0] * (len(BUCKETS) + 1)
+        for i, bound in enumerate(BUCKETS):
+            if seconds <= bound:
+                buckets[i] += 1
+                break
+        else:
+            buckets[-1] += 1
+        self.latency_sum[database] += seconds
+
+    def render(self, backends: Iterable[tuple[str, str, Health]]) -> str:
+        pid = os.getpid()
+        lines = [
+            "# HELP kvgate_requests_total HTTP requests by database, endpoint and status.",
+            "# TYPE kvgate_requests_total counter",
+        ]
+        for (db, endpoint, status), n in sorted(self.requests.items()):
+            lines.append(
+                f'kvgate_requests_total{{pid="{pid}",database="{db}",endpoint="{endpoint}",status="{status}"}} {n}'
+            )
+        lines += [
+            "# HELP kvgate_commands_total Redis commands received, by database.",
+            "# TYPE kvgate_commands_total counter",
+        ]
+        for db, n in sorted(self.commands.items()):
+            lines.append(f'kvgate_commands_total{{pid="{pid}",database="{db}"}} {n}')
+        lines += [
+            "# HELP kvgate_request_seconds Request latency, by database.",
+            "# TYPE kvgate_request_seconds histogram",
+        ]
+        for db, buckets in sorted(self.latency.items()):
+            total = 0
+            for bound, n in zip((*BUCKETS, "+Inf"), buckets, strict=True):
+                total += n
+                lines.append(
+                    f'kvgate_request_seconds_bucket{{pid="{pid}",database="{db}",le="{bound}"}} {total}'
+                )
+            lines.append(
+                f'kvgate_request_seconds_sum{{pid="{pid}",database="{db}"}} {self.latency_sum[db]:.6f}'
+            )
+            lines.append(f'kvgate_request_seconds_count{{pid="{pid}",database="{db}"}} {total}')
+        lines += [
+            "# HELP kvgate_in_flight_requests Requests being handled now.",
+            "# TYPE kvgate_in_flight_requests gauge",
+            f'kvgate_in_flight_requests{{pid="{pid}"}} {self.in_flight}',
+            "# HELP kvgate_backend_up Whether the backend is reachable (1) or not (0).",
+            "# TYPE kvgate_backend_up gauge",
+        ]
+        gauges: list[str] = []
+        for db, kind, health in backends:
+            lines.append(
+                f'kvgate_backend_up{{pid="{pid}",database="{db}",backend="{kind}"}} {int(health.ok)}'
+            )
+            for name, value in sorted(health.gauges.items()):
+                gauges.append(f'kvgate_backend_{name}{{pid="{pid}",database="{db}"}} {value:g}')
+        lines += gauges
+        lines.append(f'kvgate_start_time_seconds{{pid="{pid}"}} {self.started:.0f}')
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,161 @@
+"""The Upstash REST wire format: request bodies and paths in, JSON replies out.
+
+Pure functions, no I/O.  Arguments become ``bytes``; replies (bytes, int, None, lists and
+:class:`~kvgate.errors.ReplyError`) become JSON following the Upstash rules.
+"""
+
+from __future__ import annotations
+
+import json
+from base64 import b64encode
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from kvgate.errors import BadRequest, ReplyError
+
+Args = list[bytes]
+Reply = bytes | int | None | list["Reply"] | ReplyError
+
+try:  # orjson is an optional speed-up
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:  # integers beyond 64 bits
+            return json.dumps(obj, ensure_ascii=False).encode()
+
+except ImportError:  # pragma: no cover - exercised only without orjson
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _keep_literal(text: str) -> str:
+    # Numbers keep their source text: 13.361389 stays 13.361389, 2**64 stays exact.
+    return text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(body: bytes) -> Any:
+    if not body.strip():
+        raise BadRequest("ERR invalid request body: empty body, expected a JSON array")
+    try:
+        return json.loads(
+            body,
+            parse_int=_keep_literal,
+            parse_float=_keep_literal,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"ERR invalid request body: not valid JSON ({exc})") from None
+
+
+def _arg(value: Any, position: int) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if value is True:
+        return b"true"
+    if value is False:
+        return b"false"
+    kind = "null" if value is None else "an object" if isinstance(value, dict) else "an array"
+    raise BadRequest(
+        f"ERR invalid request body: argument {position} is {kind}; "
+        "arguments must be strings, numbers or booleans"
+    )
+
+
+def command_from_json(value: Any) -> Args:
+    if not isinstance(value, list) or not value:
+        raise BadRequest(
+            'ERR invalid request body: a command is a non-empty JSON array, e.g. ["SET","k","v"]'
+        )
+    return [_arg(v, i) for i, v in enumerate(value, 1)]
+
+
+def parse_command(body: bytes) -> Args:
+    return command_from_json(_loads(body))
+
+
+def parse_commands(body: bytes) -> list[Args]:
+    """A ``/pipeline`` or ``/multi-exec`` body: an array of commands."""
+    value = _loads(body)
+    if not isinstance(value, list) or not value:
+        raise BadRequest(
+            'ERR invalid request body: expected a non-empty array of commands, e.g. [["GET","k"]]'
+        )
+    return [command_from_json(cmd) for cmd in value]
+
+
+def path_args(path: str, body: bytes, raw_query: str) -> Args:
+    """The path form: ``/set/foo/bar``, URL-decoded segments; a request body becomes the
+    last argument; query pairs ``k=v`` follow it as two arguments (``_token`` excluded)."""
+    args = [unquote_to_bytes(seg) for seg in path.split("/")] if path else []
+    if body:
+        args.append(body)
+    if raw_query:
+        for pair in raw_query.split("&"):
+            if not pair:
+                continue
+            key, eq, value = pair.partition("=")
+            k = unquote_plus_to_bytes(key)
+            if k == b"_token":
+                continue
+            args.append(k)
+            if eq:
+                args.append(unquote_plus_to_bytes(value))
+    if not args or not args[0]:
+        raise BadRequest('ERR no command: POST a JSON array such as ["PING"], or use the path form /ping')
+    return args
+
+
+def unquote_plus_to_bytes(text: str) -> bytes:
+    """Query-string decoding: ``+`` is a space, ``%xx`` is a byte."""
+    return unquote_to_bytes(text.replace("+", " "))
+
+
+# --- replies ------------------------------------------------------------------------
+
+
+def _as_text(value: Reply) -> Any:
+    if type(value) is bytes:
+        return value.decode("utf-8", "replace")
+    if type(value) is list:
+        return [_as_text(v) for v in value]
+    if isinstance(value, ReplyError):
+        return value.message
+    return value
+
+
+def _as_base64(value: Reply) -> Any:
+    if type(value) is bytes:
+        return b64encode(value).decode("ascii")
+    if type(value) is list:
+        return [_as_base64(v) for v in value]
+    if isinstance(value, ReplyError):
+        return value.message
+    return value
+
+
+def result_encoder(base64: bool) -> Callable[[Reply], Any]:
+    """How a top-level result is rendered.  With ``Upstash-Encoding: base64`` every string at
+    every depth is base64, except a top-level ``OK`` (clients compare it literally)."""
+    if not base64:
+        return _as_text
+
+    def encode(value: Reply) -> Any:
+        if value == b"OK":
+            return "OK"
+        return _as_base64(value)
+
+    return encode
+
+
+def envelope(value: Reply, encode: Callable[[Reply], Any]) -> dict[str, Any]:
+    if isinstance(value, ReplyError):
+        return {"error": value.message}
+    return {"result": encode(value)}
