@@ -164,7 +164,9 @@ class Gateway:
                 try:
                     reply = await database.run_one(args, access)
                 except ReplyError as exc:
-                    response = self.error(400, exc.message)
+                    reply = exc
+                if isinstance(reply, ReplyError):
+                    response = self.error(400, reply.message)
                 else:
                     response = self.json({"result": encode(reply)})
         except GatewayError as exc:

@@ -17,6 +17,7 @@ unbounded queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -190,9 +191,9 @@ class RedisBackend(Backend):
         for slot in range(self.options.connections):
             self._tasks.append(asyncio.create_task(self._maintain(slot, first)))
         self._tasks.append(asyncio.create_task(self._watch_timeouts()))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(first), self.options.connect_timeout)
-        except TimeoutError:
+        if not self._conns:
             log.warning(
                 "redis at %s is not reachable yet (%s); answering 503 until it is",
                 self._target,
@@ -248,6 +249,8 @@ class RedisBackend(Backend):
                 if message != self._last_error and slot == 0:
                     log.warning("cannot connect to redis at %s: %s", self._target, message)
                 self._last_error = message
+                if slot == 0 and not first.done():
+                    first.set_result(None)  # start() need not wait: we answer 503 meanwhile
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 2.0)
                 continue

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kvgate.app import create_app
+from kvgate.config import Config, from_options
+from tests.servers import RedisServer
+
+RW = "rw-token"
+RO = "ro-token"
+BACKENDS = ("redis", "fakeredis")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """Every protocol test runs on a real Redis and on fakeredis."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.commands([["FLUSHALL"], ["SCRIPT", "FLUSH"]])
+        return server.url
+    return "fakeredis://"
+
+
+def make_config(backend_url: str, **options: Any) -> Config:
+    return from_options({"backend": backend_url, "tokens": (RW,), "read_only_tokens": (RO,), **options})
+
+
+class Api:
+    """A thin client for tests: JSON in, (status, JSON) out, with a token by default."""
+
+    def __init__(self, client: TestClient, token: str | None = RW, prefix: str = "") -> None:
+        self.client = client
+        self.token = token
+        self.prefix = prefix
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        h.update(extra or {})
+        return h
+
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        async with self.client.request(
+            method, self.prefix + path, headers=self.headers(headers), **kwargs
+        ) as resp:
+            assert resp.headers["Content-Type"].startswith("application/json"), await resp.text()
+            return resp.status, await resp.json()
+
+    async def cmd(self, *args: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return await self.request("POST", "/", json=list(args), headers=headers)
+
+    async def result(self, *args: Any) -> Any:
+        status, body = await self.cmd(*args)
+        assert status == 200, body
+        return body["result"]
+
+    async def pipeline(self, *commands: list[Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return await self.request("POST", "/pipeline", json=list(commands), headers=headers)
+
+    async def multi(self, *commands: list[Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        return await self.request("POST", "/multi-exec", json=list(commands), headers=headers)
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, backend_url: str) -> AsyncIterator[Api]:
+    client = await aiohttp_client(create_app(make_config(backend_url)))
+    yield Api(client)

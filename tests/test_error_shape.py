@@ -1,0 +1,234 @@
+"""One test walks every error path and checks the one error shape.
+
+Every error is JSON ``{"error": "<text>"}`` and nothing else, with a Redis-style prefix, a
+meaningful status and an ``Upstash-Sync-Token`` header.  A backend that never answers
+(a TCP server that accepts and stays silent) gives the timeout and overload paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from kvgate.app import create_app
+from kvgate.config import load_file
+from tests.conftest import RO, RW, make_config
+from tests.servers import free_port
+
+PREFIX = re.compile(r"^(ERR|WRONGTYPE|WRONGPASS|NOPERM|EXECABORT|NOSCRIPT) ")
+
+
+@dataclass
+class Case:
+    name: str
+    method: str
+    path: str
+    status: int
+    text: str  # a substring the error must contain
+    body: bytes | None = None
+    token: str | None = RW
+    headers: dict[str, str] | None = None
+    client: str = "main"
+
+
+LONG = b'["SET","k","' + b"x" * 5000 + b'"]'
+
+CASES = [
+    Case("malformed JSON", "POST", "/", 400, "not valid JSON", b'["SET","k"'),
+    Case("empty body", "POST", "/", 400, "empty body", b""),
+    Case("body is an object", "POST", "/", 400, "non-empty JSON array", b'{"cmd":"GET"}'),
+    Case("empty command", "POST", "/", 400, "non-empty JSON array", b"[]"),
+    Case("null argument", "POST", "/", 400, "argument 2 is null", b'["GET",null]'),
+    Case("nested argument", "POST", "/", 400, "argument 2 is an array", b'["GET",["k"]]'),
+    Case("object argument", "POST", "/", 400, "argument 3 is an object", b'["SET","k",{}]'),
+    Case("NaN literal", "POST", "/", 400, "not valid JSON", b'["SET","k",NaN]'),
+    Case("invalid UTF-8 JSON", "POST", "/", 400, "not valid JSON", b'["SET","k","\xff"]'),
+    Case("pipeline not nested", "POST", "/pipeline", 400, "non-empty JSON array", b'["GET","k"]'),
+    Case("pipeline empty", "POST", "/pipeline", 400, "non-empty array of commands", b"[]"),
+    Case("multi-exec not an array", "POST", "/multi-exec", 400, "non-empty array", b'"GET"'),
+    Case(
+        "unknown command",
+        "POST",
+        "/",
+        400,
+        "ERR unknown command 'FOO', with args beginning with: 'a' ",
+        b'["FOO","a"]',
+    ),
+    Case("wrong arity", "POST", "/", 400, "ERR wrong number of arguments for 'get' command", b'["GET"]'),
+    Case("wrong arity, path form", "GET", "/get", 400, "wrong number of arguments for 'get'"),
+    Case(
+        "unknown subcommand",
+        "POST",
+        "/",
+        400,
+        "ERR unknown subcommand 'NOPE'. Try SCRIPT HELP.",
+        b'["SCRIPT","NOPE"]',
+    ),
+    Case("runtime error", "POST", "/", 400, "WRONGTYPE", b'["LPUSH","str","x"]'),
+    Case("syntax error", "POST", "/", 400, "ERR syntax error", b'["SET","k","v","NX","XX"]'),
+    Case("refused command", "POST", "/", 400, "not available over REST", b'["SELECT","2"]'),
+    Case("transaction discarded", "POST", "/multi-exec", 400, "EXECABORT", b'[["SET","a","1"],["GET"]]'),
+    Case("no command", "GET", "/", 400, "no command"),
+    Case("subscribe without channel", "POST", "/subscribe", 400, "at least one name"),
+    Case("monitor", "POST", "/monitor", 400, "monitor is not available"),
+    Case(
+        "missing token", "POST", "/", 401, "WRONGPASS invalid or missing auth token", b'["PING"]', token=None
+    ),
+    Case("wrong token", "POST", "/", 401, "WRONGPASS", b'["PING"]', token="nope"),
+    Case("wrong _token", "GET", "/ping?_token=nope", 401, "WRONGPASS", token=None),
+    Case(
+        "read-only token writes",
+        "POST",
+        "/",
+        403,
+        "NOPERM this user has no permissions to run the 'set' command",
+        b'["SET","k","v"]',
+        token=RO,
+    ),
+    Case("method DELETE", "DELETE", "/get/k", 405, "method DELETE is not allowed"),
+    Case("method PATCH", "PATCH", "/", 405, "not allowed", b'["PING"]'),
+    Case("GET /pipeline", "GET", "/pipeline", 405, "takes POST"),
+    Case("body too large", "POST", "/", 413, "ERR max request size exceeded", LONG),
+    Case("body too large, path form", "POST", "/set/k", 413, "max request size", b"x" * 5000),
+    Case("ops unknown", "GET", "/_kvgate/nope", 404, "unknown endpoint", token=None),
+    Case("ops wrong method", "POST", "/_kvgate/health", 405, "not allowed", token=None),
+    Case(
+        "unknown database path",
+        "POST",
+        "/db/nope",
+        404,
+        "no database at this path",
+        b'["PING"]',
+        client="multi",
+    ),
+    Case("backend down", "POST", "/", 503, "backend unavailable", b'["PING"]', client="down"),
+    Case("backend timeout", "POST", "/", 504, "did not answer within", b'["PING"]', client="silent"),
+]
+
+
+class SilentServer:
+    """Accepts connections and never answers: a hung backend."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(65536):
+                pass
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.fixture
+async def clients(
+    aiohttp_client: Any, redis_server: Any, tmp_path: Any
+) -> AsyncIterator[dict[str, TestClient]]:
+    redis_server.command("FLUSHALL")
+    redis_server.command("SET", "str", "v")
+    silent = SilentServer()
+    await silent.start()
+    conf = tmp_path / "kvgate.toml"
+    conf.write_text('[databases.a]\nbackend = "fakeredis://"\ntokens = ["t"]\n')
+    yield {
+        "main": await aiohttp_client(create_app(make_config(redis_server.url, max_body_bytes=4096))),
+        "multi": await aiohttp_client(create_app(load_file(conf))),
+        "down": await aiohttp_client(
+            create_app(make_config(f"redis://127.0.0.1:{free_port()}/0", pool_size=1))
+        ),
+        "silent": await aiohttp_client(
+            create_app(make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=0.3, pool_size=1))
+        ),
+    }
+    await silent.stop()
+
+
+def check_shape(case: Case, status: int, headers: Any, body: Any) -> None:
+    assert status == case.status, (case.name, status, body)
+    assert headers["Content-Type"].startswith("application/json"), case.name
+    assert headers.get("Upstash-Sync-Token"), case.name
+    assert isinstance(body, dict) and list(body) == ["error"], (case.name, body)
+    assert isinstance(body["error"], str) and PREFIX.match(body["error"]), (case.name, body)
+    assert case.text in body["error"], (case.name, body)
+
+
+async def test_every_error_path_has_the_one_shape(clients: dict[str, TestClient]) -> None:
+    for case in CASES:
+        headers = {"Authorization": f"Bearer {case.token}"} if case.token else {}
+        headers.update(case.headers or {})
+        client = clients[case.client]
+        async with client.request(case.method, case.path, data=case.body, headers=headers) as resp:
+            check_shape(case, resp.status, resp.headers, await resp.json())
+            if case.status == 405:
+                assert resp.headers["Allow"]
+            if case.status == 503:
+                assert resp.headers["Retry-After"] == "1"
+
+
+async def test_chunked_body_over_the_limit(clients: dict[str, TestClient]) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'["SET","k","'
+        for _ in range(10):
+            yield b"y" * 1000
+        yield b'"]'
+
+    headers = {"Authorization": f"Bearer {RW}"}
+    async with clients["main"].post("/", data=chunks(), headers=headers) as resp:
+        case = Case("chunked too large", "POST", "/", 413, "max request size exceeded")
+        check_shape(case, resp.status, resp.headers, await resp.json())
+
+
+async def test_overload_answers_503_instead_of_queueing(aiohttp_client: Any) -> None:
+    silent = SilentServer()
+    await silent.start()
+    try:
+        client = await aiohttp_client(
+            create_app(
+                make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=1, max_inflight=2, pool_size=1)
+            )
+        )
+        headers = {"Authorization": f"Bearer {RW}"}
+        pending = [asyncio.ensure_future(client.post("/", json=["PING"], headers=headers)) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        async with client.post("/", json=["PING"], headers=headers) as resp:
+            case = Case("overloaded", "POST", "/", 503, "backend overloaded")
+            check_shape(case, resp.status, resp.headers, await resp.json())
+            assert resp.headers["Retry-After"] == "1"
+        for fut in pending:
+            (await fut).close()
+    finally:
+        await silent.stop()
+
+
+async def test_an_internal_bug_answers_json_500_and_the_server_keeps_serving(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kvgate.gateway import Database
+
+    client = await aiohttp_client(create_app(make_config("fakeredis://")))
+    original = Database.run_one
+
+    async def broken(self: Database, args: list[bytes], access: Any) -> Any:
+        if args[0] == b"ECHO":
+            raise RuntimeError("boom")
+        return await original(self, args, access)
+
+    monkeypatch.setattr(Database, "run_one", broken)
+    headers = {"Authorization": f"Bearer {RW}"}
+    async with client.post("/", json=["ECHO", "x"], headers=headers) as resp:
+        case = Case("internal", "POST", "/", 500, "internal error")
+        check_shape(case, resp.status, resp.headers, await resp.json())
+    async with client.post("/", json=["PING"], headers=headers) as resp:
+        assert (resp.status, await resp.json()) == (200, {"result": "PONG"})
