@@ -125,7 +125,9 @@ class KvgateServer:
         self.args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="kvgate-log-", suffix=".txt", delete=False)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix="kvgate-log-", suffix=".txt", delete=False
+        )
 
     @property
     def url(self) -> str:
