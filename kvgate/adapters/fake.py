@@ -20,11 +20,18 @@ from kvgate.errors import BackendUnavailable, ReplyError
 from kvgate.protocol import Args, Reply
 
 
+def _with_prefix(text: str) -> str:
+    """Redis error replies always start with an upper-case code; a few fakeredis texts lack
+    one (``numkeys should be greater than 0``), and Redis itself would say ``ERR``."""
+    code = text.split(" ", 1)[0]
+    return text if code.isupper() and code.isalpha() else f"ERR {text}"
+
+
 class _RawSocket(FakeSocket):
     """Keeps error replies as full texts (fakeredis would strip ``ERR`` the redis-py way)."""
 
     def _decode_error(self, error: Any) -> ReplyError:  # type: ignore[override]
-        return ReplyError(error.value)
+        return ReplyError(_with_prefix(str(error.value)))
 
 
 class FakeRedisBackend(Backend):
