@@ -263,6 +263,8 @@ def load_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> C
         section = f"{where} [databases.{name}]"
         if not isinstance(body, dict):
             raise ConfigError(f"{section}: expected a table")
+        if not _NAME.match(name):
+            raise ConfigError(f"{section}: database name {name!r} may use only letters, digits, _ and -")
         values = _apply(DATABASE_SETTINGS, body, section)
         db_path = values.get("path", f"/db/{name}")
         if db_path == "/":
