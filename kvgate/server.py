@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from kvgate.app import create_app
+from kvgate.app import Gateway, create_server
 from kvgate.config import Config
 
 log = logging.getLogger("kvgate")
@@ -38,8 +38,9 @@ def setup_logging(level: str) -> None:
 
 
 async def serve(config: Config, *, announce: bool = True) -> None:
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    gateway = Gateway(config)
+    await gateway.start()
+    runner = web.ServerRunner(create_server(gateway), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -49,7 +50,14 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         backlog=1024,
         shutdown_timeout=config.shutdown_timeout,
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await gateway.close()
+        raise SystemExit(
+            f"kvgate: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -60,7 +68,9 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         print(f"kvgate listening on http://{host}:{port}", flush=True)
     await stop.wait()
     log.info("shutting down: finishing in-flight requests (up to %gs)", config.shutdown_timeout)
-    await runner.cleanup()
+    gateway.begin_shutdown()
+    await runner.cleanup()  # stops listening, waits for in-flight requests
+    await gateway.close()
 
 
 def run_worker(config: Config, announce: bool = True) -> None:

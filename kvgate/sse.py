@@ -40,7 +40,7 @@ def event(message: dict[str, object]) -> bytes:
 
 
 async def subscribe(
-    gateway: Gateway, request: web.Request, database: Database, rest: str, access: Access
+    gateway: Gateway, request: web.BaseRequest, database: Database, rest: str, access: Access
 ) -> web.StreamResponse:
     kind, _, tail = rest.partition("/")
     names = [unquote_to_bytes(seg) for seg in tail.split("/") if seg]

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import RawTestServer, TestClient
 
-from kvgate.app import create_app
+from kvgate.app import Gateway
 from kvgate.config import Config, from_options
 from tests.servers import RedisServer
 
@@ -73,7 +73,30 @@ class Api:
         return await self.request("POST", "/multi-exec", json=list(commands), headers=headers)
 
 
+GatewayClient = Callable[[Config], Awaitable[TestClient]]
+
+
 @pytest.fixture
-async def api(aiohttp_client: Any, backend_url: str) -> AsyncIterator[Api]:
-    client = await aiohttp_client(create_app(make_config(backend_url)))
-    yield Api(client)
+async def gateway_client() -> AsyncIterator[GatewayClient]:
+    """Serve a config the way ``kvgate serve`` does (aiohttp's low-level server around
+    ``Gateway.handle``) and return a test client for it."""
+    running: list[tuple[TestClient, Gateway]] = []
+
+    async def make(config: Config) -> TestClient:
+        gateway = Gateway(config)
+        await gateway.start()
+        client = TestClient(RawTestServer(gateway.handle))
+        await client.start_server()
+        running.append((client, gateway))
+        return client
+
+    yield make
+    for client, gateway in running:
+        gateway.begin_shutdown()
+        await client.close()
+        await gateway.close()
+
+
+@pytest.fixture
+async def api(gateway_client: GatewayClient, backend_url: str) -> Api:
+    return Api(await gateway_client(make_config(backend_url)))

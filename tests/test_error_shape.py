@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from kvgate.app import create_app
 from kvgate.config import load_file
 from tests.conftest import RO, RW, make_config
 from tests.servers import free_port
@@ -134,7 +133,7 @@ class SilentServer:
 
 @pytest.fixture
 async def clients(
-    aiohttp_client: Any, redis_server: Any, tmp_path: Any
+    gateway_client: Any, redis_server: Any, tmp_path: Any
 ) -> AsyncIterator[dict[str, TestClient]]:
     redis_server.command("FLUSHALL")
     redis_server.command("SET", "str", "v")
@@ -143,13 +142,11 @@ async def clients(
     conf = tmp_path / "kvgate.toml"
     conf.write_text('[databases.a]\nbackend = "fakeredis://"\ntokens = ["t"]\n')
     yield {
-        "main": await aiohttp_client(create_app(make_config(redis_server.url, max_body_bytes=4096))),
-        "multi": await aiohttp_client(create_app(load_file(conf))),
-        "down": await aiohttp_client(
-            create_app(make_config(f"redis://127.0.0.1:{free_port()}/0", pool_size=1))
-        ),
-        "silent": await aiohttp_client(
-            create_app(make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=0.3, pool_size=1))
+        "main": await gateway_client(make_config(redis_server.url, max_body_bytes=4096)),
+        "multi": await gateway_client(load_file(conf)),
+        "down": await gateway_client(make_config(f"redis://127.0.0.1:{free_port()}/0", pool_size=1)),
+        "silent": await gateway_client(
+            make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=0.3, pool_size=1)
         ),
     }
     await silent.stop()
@@ -190,14 +187,12 @@ async def test_chunked_body_over_the_limit(clients: dict[str, TestClient]) -> No
         check_shape(case, resp.status, resp.headers, await resp.json())
 
 
-async def test_overload_answers_503_instead_of_queueing(aiohttp_client: Any) -> None:
+async def test_overload_answers_503_instead_of_queueing(gateway_client: Any) -> None:
     silent = SilentServer()
     await silent.start()
     try:
-        client = await aiohttp_client(
-            create_app(
-                make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=1, max_inflight=2, pool_size=1)
-            )
+        client = await gateway_client(
+            make_config(f"redis://127.0.0.1:{silent.port}/0", timeout=1, max_inflight=2, pool_size=1)
         )
         headers = {"Authorization": f"Bearer {RW}"}
         pending = [asyncio.ensure_future(client.post("/", json=["PING"], headers=headers)) for _ in range(2)]
@@ -213,11 +208,11 @@ async def test_overload_answers_503_instead_of_queueing(aiohttp_client: Any) -> 
 
 
 async def test_an_internal_bug_answers_json_500_and_the_server_keeps_serving(
-    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+    gateway_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kvgate.gateway import Database
 
-    client = await aiohttp_client(create_app(make_config("fakeredis://")))
+    client = await gateway_client(make_config("fakeredis://"))
     original = Database.run_one
 
     async def broken(self: Database, args: list[bytes], access: Any) -> Any:

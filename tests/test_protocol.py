@@ -100,8 +100,7 @@ async def test_token_in_query_is_not_an_argument(api: Api) -> None:
     assert await anonymous.request("GET", f"/get/q?_token={RW}") == (200, {"result": "v"})
 
 
-async def test_database_under_a_base_path(aiohttp_client: Any, tmp_path: Any) -> None:
-    from kvgate.app import create_app
+async def test_database_under_a_base_path(gateway_client: Any, tmp_path: Any) -> None:
     from kvgate.config import load_file
 
     conf = tmp_path / "kvgate.toml"
@@ -109,7 +108,7 @@ async def test_database_under_a_base_path(aiohttp_client: Any, tmp_path: Any) ->
         '[databases.cache]\nbackend = "fakeredis://"\ntokens = ["c"]\n'
         '[databases.sessions]\nbackend = "fakeredis://"\ntokens = ["s"]\npath = "/tenant/sessions"\n'
     )
-    client = await aiohttp_client(create_app(load_file(conf)))
+    client = await gateway_client(load_file(conf))
     cache = Api(client, token="c", prefix="/db/cache")
     sessions = Api(client, token="s", prefix="/tenant/sessions")
     assert await cache.cmd("SET", "k", "cache") == (200, {"result": "OK"})
@@ -351,3 +350,12 @@ async def test_script_known_flags_are_kept(api: Api, backend_url: str) -> None:
     if backend_url.startswith("fakeredis"):
         pytest.skip("fakeredis has no shebang support; kvgate turns the line into a comment")
     assert status == 400 and "Write commands are not allowed" in body["error"]
+
+
+async def test_gateway_also_runs_as_a_web_application(aiohttp_client: Any) -> None:
+    from kvgate.app import create_app
+    from tests.conftest import make_config
+
+    api = Api(await aiohttp_client(create_app(make_config("fakeredis://"))))
+    assert await api.cmd("SET", "k", "v") == (200, {"result": "OK"})
+    assert await api.request("GET", "/get/k") == (200, {"result": "v"})
