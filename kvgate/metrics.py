@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 
@@ -32,12 +33,7 @@ class Metrics:
         buckets = self.latency.get(database)
         if buckets is None:
             buckets = self.latency[database] = [0] * (len(BUCKETS) + 1)
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
-        else:
-            buckets[-1] += 1
+        buckets[bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[database] += seconds
 
     def render(self, backends: Iterable[tuple[str, str, Health]]) -> str:

@@ -94,7 +94,7 @@ def parse_commands(body: bytes) -> list[Args]:
 def path_args(path: str, body: bytes, raw_query: str) -> Args:
     """The path form: ``/set/foo/bar``, URL-decoded segments; a request body becomes the
     last argument; query pairs ``k=v`` follow it as two arguments (``_token`` excluded)."""
-    args = [unquote_to_bytes(seg) for seg in path.split("/")] if path else []
+    args = [unquote_to_bytes(seg) if "%" in seg else seg.encode() for seg in path.split("/")] if path else []
     if body:
         args.append(body)
     if raw_query:
