@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 import pytest
@@ -359,3 +360,23 @@ async def test_gateway_also_runs_as_a_web_application(aiohttp_client: Any) -> No
     api = Api(await aiohttp_client(create_app(make_config("fakeredis://"))))
     assert await api.cmd("SET", "k", "v") == (200, {"result": "OK"})
     assert await api.request("GET", "/get/k") == (200, {"result": "v"})
+
+
+async def test_health_and_metrics_need_no_token(api: Api) -> None:
+    await api.cmd("PING")
+    await api.pipeline(["PING"], ["PING"])
+    await Api(api.client, token=None).cmd("PING")
+    async with api.client.get("/_kvgate/health") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+        assert body["status"] == "ok" and body["databases"]["default"]["ok"] is True
+    async with api.client.get("/_kvgate/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert re.search(
+        r'kvgate_requests_total\{pid="\d+",database="default",endpoint="command",status="200"\} 1\n', text
+    )
+    assert re.search(r'endpoint="pipeline",status="200"\} 1\n', text)
+    assert re.search(r'status="401"\} 1\n', text)
+    assert re.search(r'kvgate_commands_total\{pid="\d+",database="default"\} 4\n', text)
+    assert re.search(r'kvgate_backend_up\{pid="\d+",database="default",backend="\w+"\} 1\n', text)
