@@ -33,11 +33,30 @@ from kvgate.errors import (
 from kvgate.gateway import Access, Database
 from kvgate.metrics import Metrics
 from kvgate.protocol import dumps, envelope, parse_command, parse_commands, path_args, result_encoder
+from kvgate.sse import subscribe
 
 log = logging.getLogger("kvgate")
 
 COMMAND_METHODS = ("GET", "HEAD", "POST", "PUT")
 BODY_METHODS = ("POST", "PUT")
+# First path segment after a database's base path -> endpoint.  Any other path is a
+# command in the path form.  (subscribe/psubscribe take names after them; the others
+# are matched exactly, so /pipeline/x is the command "pipeline".)
+RESERVED_SEGMENTS = {
+    "pipeline": "pipeline",
+    "multi-exec": "multi-exec",
+    "subscribe": "subscribe",
+    "psubscribe": "subscribe",
+    "monitor": "monitor",
+}
+ENDPOINT_METHODS = {
+    "command": COMMAND_METHODS,
+    "pipeline": BODY_METHODS,
+    "multi-exec": BODY_METHODS,
+    "subscribe": COMMAND_METHODS,  # EventSource uses GET; Upstash's clients POST
+    "monitor": COMMAND_METHODS,
+}
+OPS_ENDPOINTS = ("health", "metrics")  # under /_kvgate/, no token
 OPS_PREFIX = "/_kvgate/"
 
 
@@ -103,7 +122,6 @@ class Gateway:
             scheme, _, token = header.partition(" ")
             if scheme.lower() == "bearer":
                 return token.strip()
-            return None
         return request.rel_url.query.get("_token")
 
     async def body(self, request: web.BaseRequest) -> bytes:
@@ -123,6 +141,14 @@ class Gateway:
         return b"".join(chunks)
 
     # -- the handler
+    @staticmethod
+    def endpoint_of(rest: str) -> str:
+        first, slash, _ = rest.partition("/")
+        endpoint = RESERVED_SEGMENTS.get(first)
+        if endpoint is None or (slash and endpoint != "subscribe"):
+            return "command"
+        return endpoint
+
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
         if path.startswith(OPS_PREFIX):
@@ -136,28 +162,22 @@ class Gateway:
                 raise NotFound("ERR no database at this path")
             database, rest = routed
             name = database.name
+            endpoint = self.endpoint_of(rest)
             method = request.method
-            if method not in COMMAND_METHODS:
-                raise MethodNotAllowed(f"ERR method {method} is not allowed", COMMAND_METHODS)
+            allowed = ENDPOINT_METHODS[endpoint]
+            if method not in allowed:
+                raise MethodNotAllowed(f"ERR method {method} is not allowed here", allowed)
             access = database.authenticate(self.presented_token(request))
             if access is None:
                 raise Unauthorized(errors.WRONGPASS)
             encode = result_encoder(request.headers.get("Upstash-Encoding", "").lower() == "base64")
-            if rest in ("pipeline", "multi-exec"):
-                endpoint = rest
-                if method not in BODY_METHODS:
-                    raise MethodNotAllowed(
-                        f"ERR /{rest} takes POST with a JSON array of commands", BODY_METHODS
-                    )
+            if endpoint in ("pipeline", "multi-exec"):
                 batch = parse_commands(await self.body(request))
                 commands = len(batch)
-                response = await self.run_batch(database, rest, batch, access, encode)
-            elif rest.startswith(("subscribe/", "psubscribe/")) or rest in ("subscribe", "psubscribe"):
-                endpoint = "subscribe"
-                from kvgate.sse import subscribe
-
-                return await subscribe(self, request, database, rest, access)
-            elif rest == "monitor":
+                response = await self.run_batch(database, endpoint, batch, access, encode)
+            elif endpoint == "subscribe":
+                response = await subscribe(self, request, database, rest)
+            elif endpoint == "monitor":
                 raise BadRequest(
                     "ERR monitor is not available: it would show every client's commands "
                     "on the backend, other databases' included"
@@ -170,14 +190,7 @@ class Gateway:
                     args = parse_command(body)
                 else:
                     args = path_args("", b"", "")  # raises the "no command" error
-                try:
-                    reply = await database.run_one(args, access)
-                except ReplyError as exc:
-                    reply = exc
-                if isinstance(reply, ReplyError):
-                    response = self.error(400, reply.message)
-                else:
-                    response = self.json({"result": encode(reply)})
+                response = await self.run_one(database, args, access, encode)
         except GatewayError as exc:
             response = self.error(exc.status, exc.message, exc.headers)
         except Exception:  # a bug: log it, answer JSON, keep serving
@@ -187,6 +200,17 @@ class Gateway:
             self.metrics.in_flight -= 1
         self.metrics.observe(name, endpoint, response.status, time.perf_counter() - started, commands)
         return response
+
+    async def run_one(
+        self, database: Database, args: list[bytes], access: Access, encode: Any
+    ) -> web.Response:
+        try:
+            reply = await database.run_one(args, access)
+        except ReplyError as exc:
+            reply = exc
+        if isinstance(reply, ReplyError):
+            return self.error(400, reply.message)
+        return self.json({"result": encode(reply)})
 
     async def run_batch(
         self, database: Database, endpoint: str, batch: list[list[bytes]], access: Access, encode: Any
@@ -220,7 +244,12 @@ class Gateway:
             text = self.metrics.render(
                 (db.name, db.backend.kind, db.backend.health()) for _, db in self.databases
             )
-            return web.Response(text=text, content_type="text/plain", charset="utf-8")
+            return web.Response(
+                text=text,
+                content_type="text/plain",
+                charset="utf-8",
+                headers={"Upstash-Sync-Token": self.sync_token()},
+            )
         return self.error(404, "ERR unknown endpoint; try /_kvgate/health or /_kvgate/metrics")
 
 

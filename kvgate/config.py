@@ -269,8 +269,10 @@ def load_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> C
         db_path = values.get("path", f"/db/{name}")
         if db_path == "/":
             db_path = ""
-        elif not _PATH.match(db_path):
-            raise ConfigError(f"{section}: path {db_path!r} must look like /db/{name}")
+        elif not _PATH.match(db_path) or db_path.startswith("/_kvgate"):
+            raise ConfigError(
+                f"{section}: path {db_path!r} must look like /db/{name} (and not start with /_kvgate)"
+            )
         if db_path in seen_paths:
             raise ConfigError(f"{section}: path {db_path or '/'!r} is also used by {seen_paths[db_path]!r}")
         seen_paths[db_path] = name

@@ -110,6 +110,8 @@ class Database:
         for args in commands:
             try:
                 prepared.append(self.prepare(args, access, Context.TRANSACTION))
+            except NoPermission as exc:  # the token, not the transaction, is at fault
+                raise Forbidden(exc.message) from None
             except ReplyError:
                 raise ReplyError(errors.EXECABORT) from None
         results = await self.backend.transaction([p.args for p in prepared])

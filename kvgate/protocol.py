@@ -136,8 +136,8 @@ def _as_base64(value: Reply) -> Any:
         return b64encode(value).decode("ascii")
     if type(value) is list:
         return [_as_base64(v) for v in value]
-    if isinstance(value, ReplyError):
-        return value.message
+    if isinstance(value, ReplyError):  # an error nested in a script's reply: a string there
+        return b64encode(value.message.encode()).decode("ascii")
     return value
 
 

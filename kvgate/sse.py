@@ -15,7 +15,7 @@ import redis.exceptions
 from aiohttp import web
 
 from kvgate.errors import BackendUnavailable, BadRequest
-from kvgate.gateway import Access, Database
+from kvgate.gateway import Database
 
 if TYPE_CHECKING:
     from kvgate.app import Gateway
@@ -40,8 +40,9 @@ def event(message: dict[str, object]) -> bytes:
 
 
 async def subscribe(
-    gateway: Gateway, request: web.BaseRequest, database: Database, rest: str, access: Access
+    gateway: Gateway, request: web.BaseRequest, database: Database, rest: str
 ) -> web.StreamResponse:
+    """Read-only tokens may subscribe: receiving messages reads, publishing writes."""
     kind, _, tail = rest.partition("/")
     names = [unquote_to_bytes(seg) for seg in tail.split("/") if seg]
     if not names:

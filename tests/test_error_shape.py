@@ -92,7 +92,17 @@ CASES = [
     ),
     Case("method DELETE", "DELETE", "/get/k", 405, "method DELETE is not allowed"),
     Case("method PATCH", "PATCH", "/", 405, "not allowed", b'["PING"]'),
-    Case("GET /pipeline", "GET", "/pipeline", 405, "takes POST"),
+    Case("GET /pipeline", "GET", "/pipeline", 405, "method GET is not allowed here"),
+    Case("DELETE /multi-exec, no token", "DELETE", "/multi-exec", 405, "not allowed", token=None),
+    Case(
+        "read-only token in a transaction",
+        "POST",
+        "/multi-exec",
+        403,
+        "NOPERM",
+        b'[["GET","k"],["DEL","k"]]',
+        token=RO,
+    ),
     Case("body too large", "POST", "/", 413, "ERR max request size exceeded", LONG),
     Case("body too large, path form", "POST", "/set/k", 413, "max request size", b"x" * 5000),
     Case("ops unknown", "GET", "/_kvgate/nope", 404, "unknown endpoint", token=None),
@@ -169,7 +179,8 @@ async def test_every_error_path_has_the_one_shape(clients: dict[str, TestClient]
         async with client.request(case.method, case.path, data=case.body, headers=headers) as resp:
             check_shape(case, resp.status, resp.headers, await resp.json())
             if case.status == 405:
-                assert resp.headers["Allow"]
+                allowed = resp.headers["Allow"].split(", ")
+                assert case.method not in allowed and ("POST" in allowed or "GET" in allowed)
             if case.status == 503:
                 assert resp.headers["Retry-After"] == "1"
 

@@ -247,8 +247,11 @@ async def test_read_only_token(api: Api) -> None:
         {"result": "v"},
         {"error": "NOPERM this user has no permissions to run the 'del' command"},
     ]
-    status, body = await ro.multi(["GET", "k"], ["DEL", "k"])
-    assert status == 400 and body["error"].startswith("EXECABORT")
+    # in a transaction the token, not a command, is at fault: the whole request is refused
+    assert await ro.multi(["GET", "k"], ["DEL", "k"]) == (
+        403,
+        {"error": "NOPERM this user has no permissions to run the 'del' command"},
+    )
     assert await api.result("GET", "k") == "v"
 
 
@@ -380,3 +383,9 @@ async def test_health_and_metrics_need_no_token(api: Api) -> None:
     assert re.search(r'status="401"\} 1\n', text)
     assert re.search(r'kvgate_commands_total\{pid="\d+",database="default"\} 4\n', text)
     assert re.search(r'kvgate_backend_up\{pid="\d+",database="default",backend="\w+"\} 1\n', text)
+
+
+async def test_error_nested_in_a_script_reply_is_a_string_and_base64_encoded(api: Api) -> None:
+    script = "return {1, redis.error_reply('boom')}"
+    assert await api.cmd("EVAL", script, 0) == (200, {"result": [1, "ERR boom"]})
+    assert await api.cmd("EVAL", script, 0, headers=B64) == (200, {"result": [1, b64("ERR boom")]})
