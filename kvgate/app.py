@@ -1,7 +1,8 @@
-"""The aiohttp application: routing, auth, request limits and the JSON error shape.
+"""The HTTP layer: routing, auth, request limits and the JSON error shape.
 
-One catch-all route dispatches by hand: that keeps the per-request path short and lets
-every database live under its own base path (``/db/<name>``) or at the root.
+One handler (:meth:`Gateway.handle`) dispatches by hand, behind aiohttp's low-level
+server: that keeps the per-request path short and lets every database live under its
+own base path (``/db/<name>``) or at the root.
 
 Every reply is JSON; every error is ``{"error": "<text>"}`` with a meaningful status.
 """
