@@ -38,15 +38,22 @@ def normalize(script: bytes, *, backend_knows_shebang: bool = True) -> bytes:
     if not backend_knows_shebang:
         return b"--" + first[2:] + rest
     kept = [words[0]]
+    dropped = False
     for word in words[1:]:
         if word.startswith(b"flags="):
             flags = [f for f in word[6:].split(b",") if f in KNOWN_FLAGS]
+            dropped |= len(flags) < len(word[6:].split(b","))
             if flags:
                 kept.append(b"flags=" + b",".join(flags))
         else:
             kept.append(word)
-    line = b" ".join(kept)
-    return script if line == first else line + rest
+    if not dropped:
+        return script
+    if len(kept) == 1:
+        # Nothing Redis knows is left.  A bare "#!lua" would make Redis treat the script
+        # as a writing one (refused by EVAL_RO); a comment keeps it a plain script.
+        return b"--" + first[2:] + rest
+    return b" ".join(kept) + rest
 
 
 class ScriptRegistry:

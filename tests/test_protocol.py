@@ -389,3 +389,14 @@ async def test_error_nested_in_a_script_reply_is_a_string_and_base64_encoded(api
     script = "return {1, redis.error_reply('boom')}"
     assert await api.cmd("EVAL", script, 0) == (200, {"result": [1, "ERR boom"]})
     assert await api.cmd("EVAL", script, 0, headers=B64) == (200, {"result": [1, b64("ERR boom")]})
+
+
+async def test_flagged_script_runs_read_only_with_eval_ro(api: Api, backend_url: str) -> None:
+    if backend_url.startswith("fakeredis"):
+        pytest.skip("fakeredis has no EVAL_RO")
+    await api.cmd("SET", "k", "v")
+    script = "#!lua flags=allow-key-locking\nreturn redis.call('GET', KEYS[1])"
+    assert await api.cmd("EVAL_RO", script, 1, "k") == (200, {"result": "v"})
+    # a flag Redis knows stays, with the unknown one removed
+    mixed = "#!lua flags=allow-key-locking,no-writes\nreturn redis.call('GET', KEYS[1])"
+    assert await api.cmd("EVAL_RO", mixed, 1, "k") == (200, {"result": "v"})
