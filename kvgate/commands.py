@@ -116,6 +116,16 @@ class Command:
     refusal: str | None
     refuse_with_arg: bytes | None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
+    # A tuple, not a frozenset: `in` then compares enum members by identity, no hashing.
+    _contexts: tuple[Context, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        allowed = {
+            Context.REST: self.rest,
+            Context.PIPELINE: self.pipeline,
+            Context.TRANSACTION: self.transaction,
+        }
+        object.__setattr__(self, "_contexts", tuple(c for c, ok in allowed.items() if ok))
 
     @classmethod
     def from_json(cls, name: str, raw: dict[str, Any]) -> Command:
@@ -149,12 +159,12 @@ class Command:
     def arity_ok(self, argc: int) -> bool:
         return argc == self.arity if self.arity > 0 else argc >= -self.arity
 
+    @property
+    def contexts(self) -> tuple[Context, ...]:
+        return self._contexts
+
     def allowed_in(self, context: Context) -> bool:
-        if context is Context.REST:
-            return self.rest
-        if context is Context.PIPELINE:
-            return self.pipeline
-        return self.transaction
+        return context in self._contexts
 
     def key_positions(self, args: Sequence[bytes]) -> list[int]:
         seen: dict[int, None] = {}

@@ -9,12 +9,11 @@ see it.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from enum import Enum
 
 from kvgate import errors
 from kvgate.adapters import Backend
-from kvgate.commands import Command, CommandTable, Context
+from kvgate.commands import CommandTable, Context
 from kvgate.errors import Forbidden, ReplyError
 from kvgate.protocol import Args, Reply
 from kvgate.scripts import Fixup, ScriptRegistry
@@ -23,13 +22,6 @@ from kvgate.scripts import Fixup, ScriptRegistry
 class Access(Enum):
     READ_WRITE = "read-write"
     READ_ONLY = "read-only"
-
-
-@dataclass(slots=True)
-class Prepared:
-    command: Command
-    args: Args
-    fixup: Fixup | None
 
 
 class NoPermission(ReplyError):
@@ -64,55 +56,69 @@ class Database:
             ro |= hmac.compare_digest(presented, known)
         return Access.READ_WRITE if rw else Access.READ_ONLY if ro else None
 
-    def prepare(self, args: Args, access: Access, context: Context) -> Prepared:
-        """Validate one command; raises ``ReplyError`` with the text the client sees."""
+    def prepare(self, args: Args, access: Access, context: Context) -> Fixup | None:
+        """Validate one command, rewriting ``args`` in place where needed (scripts); return
+        the function to apply to its reply, if any.  Raises ``ReplyError`` with the text the
+        client sees."""
         command = self.table.lookup(args)
-        if not command.allowed_in(context):
+        if context not in command.contexts:
             reason = command.refusal or "not allowed inside a transaction"
             raise ReplyError(errors.not_available(command.name, reason))
-        if command.refused_by_argument(args):
+        if command.refuse_with_arg is not None and command.refused_by_argument(args):
             raise ReplyError(
                 errors.not_available(command.name, "blocking commands would hold a shared backend connection")
             )
         if access is Access.READ_ONLY and not command.readonly_token:
             raise NoPermission(errors.noperm(command.name))
-        fixup = self.scripts.rewrite(command.name, args)
-        return Prepared(command, args, fixup)
+        return self.scripts.rewrite(command.name, args)
 
     async def run_one(self, args: Args, access: Access) -> Reply:
         try:
-            prepared = self.prepare(args, access, Context.REST)
+            fixup = self.prepare(args, access, Context.REST)
         except NoPermission as exc:
             raise Forbidden(exc.message) from None
-        (reply,) = await self.backend.execute([prepared.args])
-        return prepared.fixup(reply) if prepared.fixup else reply
+        (reply,) = await self.backend.execute([args])
+        return fixup(reply) if fixup else reply
 
     async def run_pipeline(self, commands: list[Args], access: Access) -> list[Reply]:
         """Not atomic; a command that fails validation answers its error in its slot and the
         others still run."""
         replies: list[Reply] = [None] * len(commands)
-        runnable: list[tuple[int, Prepared]] = []
+        slots: list[int] = []
+        runnable: list[Args] = []
+        fixups: dict[int, Fixup] = {}
         for i, args in enumerate(commands):
             try:
-                runnable.append((i, self.prepare(args, access, Context.PIPELINE)))
+                fixup = self.prepare(args, access, Context.PIPELINE)
             except ReplyError as exc:
                 replies[i] = exc
+                continue
+            if fixup is not None:
+                fixups[i] = fixup
+            slots.append(i)
+            runnable.append(args)
         if runnable:
-            results = await self.backend.execute([p.args for _, p in runnable])
-            for (i, prepared), reply in zip(runnable, results, strict=True):
-                replies[i] = prepared.fixup(reply) if prepared.fixup else reply
+            results = await self.backend.execute(runnable)
+            for i, reply in zip(slots, results, strict=True):
+                replies[i] = reply
+            for i, fixup in fixups.items():
+                replies[i] = fixup(replies[i])
         return replies
 
     async def run_transaction(self, commands: list[Args], access: Access) -> list[Reply]:
         """Atomic; as on Redis, a command refused while queueing discards the whole
         transaction (``EXECABORT``), while runtime errors answer in their slot."""
-        prepared: list[Prepared] = []
-        for args in commands:
+        fixups: dict[int, Fixup] = {}
+        for i, args in enumerate(commands):
             try:
-                prepared.append(self.prepare(args, access, Context.TRANSACTION))
+                fixup = self.prepare(args, access, Context.TRANSACTION)
             except NoPermission as exc:  # the token, not the transaction, is at fault
                 raise Forbidden(exc.message) from None
             except ReplyError:
                 raise ReplyError(errors.EXECABORT) from None
-        results = await self.backend.transaction([p.args for p in prepared])
-        return [p.fixup(reply) if p.fixup else reply for p, reply in zip(prepared, results, strict=True)]
+            if fixup is not None:
+                fixups[i] = fixup
+        results = await self.backend.transaction(commands)
+        for i, fixup in fixups.items():
+            results[i] = fixup(results[i])
+        return results

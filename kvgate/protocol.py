@@ -74,7 +74,10 @@ def command_from_json(value: Any) -> Args:
         raise BadRequest(
             'ERR invalid request body: a command is a non-empty JSON array, e.g. ["SET","k","v"]'
         )
-    return [_arg(v, i) for i, v in enumerate(value, 1)]
+    try:  # the common case: every argument is a string (numbers arrive as their text)
+        return [v.encode() for v in value]
+    except (AttributeError, UnicodeEncodeError):
+        return [_arg(v, i) for i, v in enumerate(value, 1)]
 
 
 def parse_command(body: bytes) -> Args:

@@ -1,24 +1,21 @@
-"""RESP2 encoding and the MULTI/EXEC framing shared by the RESP-speaking adapters."""
+"""RESP2 encoding (hiredis's C encoder) and the MULTI/EXEC framing shared by the RESP-speaking adapters."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from hiredis import pack_command
 
 from kvgate.errors import EXECABORT, ReplyError
 from kvgate.protocol import Args, Reply
 
 
 def encode(args: Args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n" % len(arg))
-        parts.append(arg)
-        parts.append(b"\r\n")
-    return b"".join(parts)
+    return pack_command(tuple(args))
 
 
 def encode_many(commands: Sequence[Args]) -> bytes:
-    return b"".join(encode(c) for c in commands)
+    return b"".join([pack_command(tuple(c)) for c in commands])
 
 
 MULTI = encode([b"MULTI"])
