@@ -53,6 +53,7 @@ def main() -> None:
 @_opt("workers", "--workers", type=int)
 @_opt("max_body_bytes", "--max-body-bytes", type=int)
 @_opt("shutdown_timeout", "--shutdown-timeout", type=float)
+@_opt("max_batch_commands", "--max-batch-commands", type=int)
 @_opt("log_level", "--log-level")
 @_opt("backend", "--backend")
 @_opt("tokens", "--token", multiple=True)
@@ -60,6 +61,7 @@ def main() -> None:
 @_opt("pool_size", "--pool-size", type=int)
 @_opt("max_inflight", "--max-inflight", type=int)
 @_opt("timeout", "--timeout", type=float)
+@_opt("max_subscriptions", "--max-subscriptions", type=int)
 def serve(config_path: str | None, **options: Any) -> None:
     """Serve the REST API (one database from options, or many from --config)."""
     try:

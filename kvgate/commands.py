@@ -100,6 +100,42 @@ class KeySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedOption:
+    """An option that makes an otherwise allowed command refused (``XREAD ... BLOCK``,
+    ``COPY ... DB``), found the way Redis reads options: left to right from ``start``,
+    each option word followed by its values, until ``stop``."""
+
+    keyword: bytes
+    start: int
+    stop: bytes | None
+    arity: dict[bytes, int]
+    reason: str
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> RefusedOption | None:
+        if not raw:
+            return None
+        return cls(
+            keyword=raw["keyword"].encode(),
+            start=raw["start"],
+            stop=raw["stop"].encode() if raw["stop"] else None,
+            arity={k.encode(): v for k, v in raw["arity"].items()},
+            reason=raw["reason"],
+        )
+
+    def present(self, args: Sequence[bytes]) -> bool:
+        i = self.start
+        while i < len(args):
+            word = args[i].upper()
+            if word == self.keyword:
+                return True
+            if word == self.stop:
+                return False
+            i += 1 + self.arity.get(word, 0)
+        return False
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     name: str  # full name, "get" or "config|get"
     arity: int
@@ -114,7 +150,8 @@ class Command:
     transaction: bool
     readonly_token: bool
     refusal: str | None
-    refuse_with_arg: bytes | None
+    refused_option: RefusedOption | None
+    alias_of: bytes | None  # sent to the backend as this command instead
     subcommands: dict[bytes, Command] = field(default_factory=dict)
     # A tuple, not a frozenset: `in` then compares enum members by identity, no hashing.
     _contexts: tuple[Context, ...] = field(init=False, repr=False, compare=False)
@@ -130,7 +167,6 @@ class Command:
     @classmethod
     def from_json(cls, name: str, raw: dict[str, Any]) -> Command:
         policy = raw["policy"]
-        arg = policy.get("refuse_with_arg")
         return cls(
             name=name,
             arity=raw["arity"],
@@ -145,16 +181,13 @@ class Command:
             transaction=policy["transaction"],
             readonly_token=policy["readonly_token"],
             refusal=policy["refusal"],
-            refuse_with_arg=arg.encode() if arg else None,
+            refused_option=RefusedOption.from_json(policy.get("refused_option")),
+            alias_of=policy["alias_of"].encode() if policy.get("alias_of") else None,
             subcommands={
                 sub.encode(): cls.from_json(f"{name}|{sub}", body)
                 for sub, body in raw.get("subcommands", {}).items()
             },
         )
-
-    @property
-    def is_write(self) -> bool:
-        return "write" in self.flags
 
     def arity_ok(self, argc: int) -> bool:
         return argc == self.arity if self.arity > 0 else argc >= -self.arity
@@ -175,15 +208,6 @@ class Command:
 
     def keys(self, args: Sequence[bytes]) -> list[bytes]:
         return [args[i] for i in self.key_positions(args)]
-
-    def refused_by_argument(self, args: Sequence[bytes]) -> bool:
-        """True when an option that makes the command blocking (``XREAD BLOCK``) is present
-        among the arguments before the first key."""
-        if self.refuse_with_arg is None:
-            return False
-        positions = self.key_positions(args)
-        end = min(positions) if positions else len(args)
-        return any(a.upper() == self.refuse_with_arg for a in args[1:end])
 
 
 def _text(b: bytes) -> str:
@@ -221,6 +245,8 @@ class CommandTable:
             raise ReplyError(errors.unknown_command(_text(args[0]), [_text(a) for a in args[1:]]))
         if cmd.subcommands:
             if len(args) < 2:
+                if cmd.arity_ok(len(args)):  # COMMAND alone lists every command
+                    return cmd
                 raise ReplyError(errors.wrong_arity(cmd.name))
             sub = cmd.subcommands.get(args[1].lower())
             if sub is None:

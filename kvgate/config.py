@@ -15,7 +15,7 @@ import re
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,13 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
         "KVGATE_SHUTDOWN_TIMEOUT",
     ),
+    Setting(
+        "max_batch_commands",
+        int,
+        10_000,
+        "Most commands in one /pipeline or /multi-exec request.",
+        "KVGATE_MAX_BATCH_COMMANDS",
+    ),
     Setting("log_level", str, "info", "debug, info, warning or error.", "KVGATE_LOG_LEVEL"),
 )
 
@@ -92,6 +99,13 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         "Seconds to wait for the backend before answering 504.",
         "KVGATE_TIMEOUT",
     ),
+    Setting(
+        "max_subscriptions",
+        int,
+        100,
+        "Open /subscribe streams per process (each holds a backend connection).",
+        "KVGATE_MAX_SUBSCRIPTIONS",
+    ),
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -109,6 +123,7 @@ class DatabaseConfig:
     pool_size: int = 4
     max_inflight: int = 10_000
     timeout: float = 10.0
+    max_subscriptions: int = 100
     generated_token: bool = False
 
     @property
@@ -119,6 +134,7 @@ class DatabaseConfig:
             "connections": self.pool_size,
             "max_inflight": self.max_inflight,
             "timeout": self.timeout,
+            "max_subscriptions": self.max_subscriptions,
         }
 
 
@@ -130,8 +146,8 @@ class Config:
     workers: int = 1
     max_body_bytes: int = 10 * MIB
     shutdown_timeout: float = 10.0
+    max_batch_commands: int = 10_000
     log_level: str = "info"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def with_generated_tokens(self) -> Config:
         """Give every database without a read-write token a fresh random one."""
@@ -183,6 +199,8 @@ def _check_server(values: dict[str, Any]) -> None:
         raise ConfigError("workers must be at least 1")
     if values.get("workers", 1) > 1 and port == 0:
         raise ConfigError("workers > 1 needs a fixed port (port 0 would give each worker its own)")
+    if values.get("max_batch_commands", 1) < 1:
+        raise ConfigError("max_batch_commands must be at least 1")
     if values.get("max_body_bytes", MIB) < 1024:
         raise ConfigError("max_body_bytes must be at least 1024")
     if values.get("shutdown_timeout", 1.0) < 0:
@@ -198,7 +216,7 @@ def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
         check_url(values.get("backend", DEFAULT_BACKEND))
     except BackendURLError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    for key in ("pool_size", "max_inflight"):
+    for key in ("pool_size", "max_inflight", "max_subscriptions"):
         if values.get(key, 1) < 1:
             raise ConfigError(f"{where}: {key} must be at least 1")
     if values.get("timeout", 1.0) <= 0:

@@ -53,6 +53,8 @@ def _loads(body: bytes) -> Any:
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"ERR invalid request body: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BadRequest("ERR invalid request body: JSON nested too deeply") from None
 
 
 def _arg(value: Any, position: int) -> bytes:

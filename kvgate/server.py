@@ -40,7 +40,9 @@ def setup_logging(level: str) -> None:
 async def serve(config: Config, *, announce: bool = True) -> None:
     gateway = Gateway(config)
     await gateway.start()
-    runner = web.ServerRunner(create_server(gateway), access_log=None, handle_signals=False)
+    runner = web.ServerRunner(
+        create_server(gateway), handle_signals=False, shutdown_timeout=config.shutdown_timeout
+    )
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -48,7 +50,6 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         config.port,
         reuse_port=config.workers > 1,
         backlog=1024,
-        shutdown_timeout=config.shutdown_timeout,
     )
     try:
         await site.start()

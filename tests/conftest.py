@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import RawTestServer, TestClient
 
-from kvgate.app import Gateway
+from kvgate.app import SERVER_OPTIONS, Gateway
 from kvgate.config import Config, from_options
 from tests.servers import RedisServer
 
@@ -85,7 +85,9 @@ async def gateway_client() -> AsyncIterator[GatewayClient]:
     async def make(config: Config) -> TestClient:
         gateway = Gateway(config)
         await gateway.start()
-        client = TestClient(RawTestServer(gateway.handle))
+        server = RawTestServer(gateway.handle)
+        await server.start_server(**SERVER_OPTIONS)  # as create_server() configures it
+        client = TestClient(server)
         await client.start_server()
         running.append((client, gateway))
         return client

@@ -61,6 +61,21 @@ def test_generates_and_prints_a_token_when_none_is_configured() -> None:
         server.close()
 
 
+def test_tokens_are_never_logged(redis_server: RedisServer) -> None:
+    server = KvgateServer("--backend", redis_server.url, "--token", "query-token-123", "--log-level", "debug")
+    server.start()
+    try:
+        with urllib.request.urlopen(server.url + "/set/k/v?_token=query-token-123", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"result": "OK"}
+        assert call(server.url, ["GET", "k"], "query-token-123") == (200, {"result": "v"})
+        assert call(server.url, ["GET", "k"], "wrong-token-456")[0] == 401
+    finally:
+        server.stop()
+        output = server.output()
+        server.close()
+    assert "query-token-123" not in output and "wrong-token-456" not in output, output
+
+
 def test_settings_from_environment(redis_server: RedisServer) -> None:
     env = {"KVGATE_TOKEN": "env-token", "KVGATE_BACKEND": redis_server.url}
     server = KvgateServer(env=env).start()

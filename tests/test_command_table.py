@@ -105,7 +105,7 @@ def test_policy_reads_the_flags() -> None:
     assert get.readonly_token and not set_.readonly_token and not eval_.readonly_token
     assert not multi.allowed_in(Context.REST) and not multi.allowed_in(Context.TRANSACTION)
     for command in table:
-        if "blocking" in command.flags and command.refuse_with_arg is None:
+        if "blocking" in command.flags and command.refused_option is None:
             assert not command.rest, command.name
         if "write" in command.flags:
             assert not command.readonly_token, command.name

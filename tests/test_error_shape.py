@@ -221,7 +221,7 @@ async def test_overload_answers_503_instead_of_queueing(gateway_client: Any) -> 
 async def test_an_internal_bug_answers_json_500_and_the_server_keeps_serving(
     gateway_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kvgate.gateway import Database
+    from kvgate.database import Database
 
     client = await gateway_client(make_config("fakeredis://"))
     original = Database.run_one

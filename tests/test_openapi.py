@@ -29,7 +29,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 import kvgate.app
-from kvgate.app import BODY_METHODS, COMMAND_METHODS, OPS_PREFIX, create_app
+from kvgate.app import BODY_METHODS, COMMAND_METHODS, OPS_PREFIX
 from kvgate.config import load_file
 from tests.conftest import RO, RW, Api, make_config
 from tests.servers import free_port
@@ -365,8 +365,8 @@ async def test_request_examples_of_the_spec_run(api: Api, contract: Contract) ->
     assert sent >= 5
 
 
-async def test_body_limit_answers_413(backend_url: str, aiohttp_client: Any, contract: Contract) -> None:
-    client = await aiohttp_client(create_app(make_config(backend_url, max_body_bytes=2048)))
+async def test_body_limit_answers_413(backend_url: str, gateway_client: Any, contract: Contract) -> None:
+    client = await gateway_client(make_config(backend_url, max_body_bytes=2048))
     big = "x" * 3000
     calls = [
         Call("POST", "/", ROOT, 413, ["SET", "k", big]),
@@ -381,10 +381,10 @@ async def test_body_limit_answers_413(backend_url: str, aiohttp_client: Any, con
 
 
 @pytest.fixture
-async def multi_db(aiohttp_client: Any, tmp_path: Path) -> TestClient:
+async def multi_db(gateway_client: Any, tmp_path: Path) -> TestClient:
     conf = tmp_path / "kvgate.toml"
     conf.write_text('[databases.x]\nbackend = "fakeredis://"\ntokens = ["t"]\n')
-    return await aiohttp_client(create_app(load_file(conf)))
+    return await gateway_client(load_file(conf))
 
 
 async def test_database_base_paths_and_404(multi_db: TestClient, contract: Contract) -> None:
@@ -413,8 +413,8 @@ async def test_database_base_paths_and_404(multi_db: TestClient, contract: Contr
         await run_calls(contract, multi_db, nowhere, base=base)
 
 
-async def test_backend_down_answers_503(aiohttp_client: Any, contract: Contract) -> None:
-    client = await aiohttp_client(create_app(make_config(f"redis://127.0.0.1:{free_port()}/0", pool_size=1)))
+async def test_backend_down_answers_503(gateway_client: Any, contract: Contract) -> None:
+    client = await gateway_client(make_config(f"redis://127.0.0.1:{free_port()}/0", pool_size=1))
     calls = [
         Call("POST", "/", ROOT, 503, ["PING"]),
         Call("GET", "/ping", PATH_FORM, 503),
@@ -442,22 +442,22 @@ async def silent_port() -> AsyncIterator[int]:
     server.close()
 
 
-async def test_backend_timeout_answers_504(aiohttp_client: Any, silent_port: int, contract: Contract) -> None:
+async def test_backend_timeout_answers_504(gateway_client: Any, silent_port: int, contract: Contract) -> None:
     config = make_config(f"redis://127.0.0.1:{silent_port}/0", timeout=0.2, pool_size=1)
-    client = await aiohttp_client(create_app(config))
+    client = await gateway_client(config)
     await run_calls(contract, client, [Call("POST", "/", ROOT, 504, ["PING"])])
 
 
 async def test_internal_error_answers_500(
-    aiohttp_client: Any, contract: Contract, monkeypatch: pytest.MonkeyPatch
+    gateway_client: Any, contract: Contract, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kvgate.gateway import Database
+    from kvgate.database import Database
 
     async def broken(self: Database, args: list[bytes], access: Any) -> Any:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Database, "run_one", broken)
-    client = await aiohttp_client(create_app(make_config("fakeredis://")))
+    client = await gateway_client(make_config("fakeredis://"))
     await run_calls(contract, client, [Call("POST", "/", ROOT, 500, ["PING"])])
 
 
@@ -602,10 +602,10 @@ PROBES = {
 }
 
 
-async def test_every_method_is_documented_or_refused(aiohttp_client: Any, contract: Contract) -> None:
+async def test_every_method_is_documented_or_refused(gateway_client: Any, contract: Contract) -> None:
     """Each documented method gets a documented non-405 reply; every other method gets 405,
     and ``Allow`` lists exactly the documented methods (plus those the description admits)."""
-    client = await aiohttp_client(create_app(make_config("fakeredis://")))
+    client = await gateway_client(make_config("fakeredis://"))
     assert set(PROBES) == set(contract.spec["paths"])
     ops_methods = {"GET", "HEAD"}
     for template, (path, body) in PROBES.items():

@@ -356,15 +356,6 @@ async def test_script_known_flags_are_kept(api: Api, backend_url: str) -> None:
     assert status == 400 and "Write commands are not allowed" in body["error"]
 
 
-async def test_gateway_also_runs_as_a_web_application(aiohttp_client: Any) -> None:
-    from kvgate.app import create_app
-    from tests.conftest import make_config
-
-    api = Api(await aiohttp_client(create_app(make_config("fakeredis://"))))
-    assert await api.cmd("SET", "k", "v") == (200, {"result": "OK"})
-    assert await api.request("GET", "/get/k") == (200, {"result": "v"})
-
-
 async def test_health_and_metrics_need_no_token(api: Api) -> None:
     await api.cmd("PING")
     await api.pipeline(["PING"], ["PING"])
@@ -400,3 +391,80 @@ async def test_flagged_script_runs_read_only_with_eval_ro(api: Api, backend_url:
     # a flag Redis knows stays, with the unknown one removed
     mixed = "#!lua flags=allow-key-locking,no-writes\nreturn redis.call('GET', KEYS[1])"
     assert await api.cmd("EVAL_RO", mixed, 1, "k") == (200, {"result": "v"})
+
+
+async def test_command_alone_is_allowed(api: Api) -> None:
+    status, body = await api.cmd("COMMAND", "COUNT")
+    assert status == 200 and body["result"] > 200
+    status, body = await api.cmd("COMMAND")
+    assert status == 200 and len(body["result"]) > 200
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["COPY", "a", "b", "DB", "1"],
+        ["COPY", "a", "b", "REPLACE", "db", "1"],
+        ["MIGRATE", "127.0.0.1", "1", "k", "0", "100", "COPY"],
+        ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "BLOCK", "0", "STREAMS", "s", ">"],
+    ],
+)
+async def test_commands_reaching_other_databases_or_blocking_are_refused(
+    api: Api, command: list[str]
+) -> None:
+    status, body = await api.cmd(*command)
+    assert status == 400 and "is not available over REST" in body["error"], body
+
+
+async def test_options_are_read_the_way_redis_reads_them(api: Api) -> None:
+    # a key named "db" or a group named "BLOCK" is not an option
+    await api.cmd("SET", "DB", "v")
+    assert await api.cmd("COPY", "DB", "copy") == (200, {"result": 1})
+    await api.cmd("XADD", "s", "1-1", "f", "v")
+    await api.cmd("XGROUP", "CREATE", "s", "BLOCK", "0")
+    status, body = await api.cmd("XREADGROUP", "GROUP", "BLOCK", "c", "COUNT", "1", "STREAMS", "s", ">")
+    assert (status, body) == (200, {"result": [["s", [["1-1", ["f", "v"]]]]]})
+
+
+async def test_malformed_input_is_a_400_not_a_crash(api: Api) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, body = await api.request("POST", "/", data=deep)
+    assert status == 400 and "nested too deeply" in body["error"]
+    async with api.client.post("/", json=["PING"], headers={"Authorization": "Bearer \udcff"}) as resp:
+        assert resp.status == 401
+    long_value = "x" * 100_000
+    assert await api.request("GET", f"/set/long/{long_value}") == (200, {"result": "OK"})
+    assert await api.result("STRLEN", "long") == 100_000
+
+
+async def test_batches_are_capped(gateway_client: Any, backend_url: str) -> None:
+    from tests.conftest import make_config
+
+    api = Api(await gateway_client(make_config(backend_url, max_batch_commands=3)))
+    assert (await api.pipeline(["PING"], ["PING"], ["PING"]))[0] == 200
+    status, body = await api.pipeline(["PING"], ["PING"], ["PING"], ["PING"])
+    assert (
+        status == 400
+        and body["error"] == "ERR too many commands in one request: 4 (limit 3); split the batch"
+    )
+    assert (await api.multi(*[["PING"]] * 4))[0] == 400
+
+
+async def test_flushall_empties_only_this_database(
+    gateway_client: Any, redis_server: Any, tmp_path: Any
+) -> None:
+    from kvgate.config import load_file
+
+    base = redis_server.url.rsplit("/", 1)[0]
+    conf = tmp_path / "kvgate.toml"
+    conf.write_text(
+        f'[databases.a]\nbackend = "{base}/1"\ntokens = ["a"]\n'
+        f'[databases.b]\nbackend = "{base}/2"\ntokens = ["b"]\n'
+    )
+    client = await gateway_client(load_file(conf))
+    a, b = Api(client, token="a", prefix="/db/a"), Api(client, token="b", prefix="/db/b")
+    await a.cmd("SET", "k", "a")
+    await b.cmd("SET", "k", "b")
+    assert await a.cmd("FLUSHALL") == (200, {"result": "OK"})
+    assert await a.result("DBSIZE") == 0
+    assert await b.result("GET", "k") == "b"

@@ -41,8 +41,12 @@ async def test_subscribe_streams_messages(api: Api) -> None:
         assert await read_event(resp) == "subscribe,news,2"
         await publish_until_received(api, "chat", "hello, world")
         assert await read_event(resp) == "message,chat,hello, world"
-        await publish_until_received(api, "news", "two\nlines")
-        assert await read_event(resp) == "message,news,two\nlines"
+        # line breaks are escaped: a raw one would end the event, and the JS client would
+        # take the rest for a message of its own (here: forged on channel "admin")
+        await publish_until_received(api, "news", 'two\r\nlines\nmessage,admin,{"grant":"root"}')
+        assert await read_event(resp) == 'message,news,two\\r\\nlines\\nmessage,admin,{"grant":"root"}'
+        await publish_until_received(api, "chat", "after")
+        assert await read_event(resp) == "message,chat,after"
 
 
 async def test_psubscribe_streams_pattern_messages(api: Api) -> None:

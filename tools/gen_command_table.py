@@ -27,7 +27,7 @@ REASON_BLOCKING = "blocking commands would hold a shared backend connection"
 REASON_SUBSCRIBE = "subscribe with POST /subscribe/<channel> and Accept: text/event-stream"
 REASON_ADMIN = "server administration is not exposed over REST"
 REASON_CLUSTER = "cluster topology commands are not exposed over REST"
-REASON_CROSS_DB = "commands that reach other databases are not exposed over REST"
+REASON_CROSS_DB = "commands that reach other databases or servers are not exposed over REST"
 
 TRANSACTION_COMMANDS = {"multi", "exec", "discard", "watch", "unwatch"}
 SUBSCRIBE_COMMANDS = {
@@ -41,9 +41,39 @@ SUBSCRIBE_COMMANDS = {
 CONNECTION_ALLOWED = {"ping", "echo", "command"}
 # Cluster-topology commands change connection state (or expose topology) too.
 CONNECTION_EXTRA = {"readonly", "readwrite", "asking", "wait", "waitaof", "script|debug"}
-CROSS_DB = {"swapdb", "move"}
+CROSS_DB = {"swapdb", "move", "migrate"}
 # Blocking only when given this argument; otherwise ordinary reads.
-BLOCKING_WITH_ARG = {"xread": "BLOCK", "xreadgroup": "BLOCK"}
+BLOCKING_WITH_ARG = {"xread", "xreadgroup"}
+# Options that make an otherwise allowed command refused.  Redis reads options left to
+# right from `start`, each option word followed by `arity` values, until `stop`; so
+# `XREADGROUP GROUP BLOCK c ...` (a group named BLOCK) is not the BLOCK option.
+REFUSED_OPTIONS = {
+    "xread": {
+        "keyword": "BLOCK",
+        "start": 1,
+        "stop": "STREAMS",
+        "arity": {"COUNT": 1, "BLOCK": 1},
+        "reason": REASON_BLOCKING,
+    },
+    "xreadgroup": {
+        "keyword": "BLOCK",
+        "start": 1,
+        "stop": "STREAMS",
+        "arity": {"GROUP": 2, "COUNT": 1, "BLOCK": 1, "NOACK": 0},
+        "reason": REASON_BLOCKING,
+    },
+    "copy": {
+        "keyword": "DB",
+        "start": 3,
+        "stop": None,
+        "arity": {"DB": 1, "REPLACE": 0},
+        "reason": REASON_CROSS_DB,
+    },
+}
+# Commands answered as another: FLUSHALL empties this database only, as on a hosted
+# database of its own, never the other databases of a shared Redis.
+ALIASES = {"flushall": "flushdb"}
+RO_DENY_COMMANDS = {"memory|purge"}
 
 # Read-only tokens may run commands flagged readonly, plus keyless, harmless ones
 # that do not write, script, publish or administer.
@@ -74,7 +104,9 @@ def refusal(name: str, flags: set[str], categories: set[str]) -> str | None:
     return None
 
 
-def readonly_ok(flags: set[str], categories: set[str], has_keys: bool) -> bool:
+def readonly_ok(name: str, flags: set[str], categories: set[str], has_keys: bool) -> bool:
+    if name in RO_DENY_COMMANDS:
+        return False
     if "readonly" in flags:
         return True
     if flags & RO_DENY_FLAGS or categories & RO_DENY_CATEGORIES:
@@ -148,9 +180,10 @@ def command_entry(info: list[Any], docs: dict[str, Any]) -> dict[str, Any]:
             "rest": reason is None,
             "pipeline": reason is None,
             "transaction": reason is None and "no_multi" not in flags,
-            "readonly_token": readonly_ok(flags, categories, bool(key_specs) or info[3] > 0),
+            "readonly_token": readonly_ok(name, flags, categories, bool(key_specs) or info[3] > 0),
             "refusal": reason,
-            "refuse_with_arg": BLOCKING_WITH_ARG.get(name),
+            "refused_option": REFUSED_OPTIONS.get(name),
+            "alias_of": ALIASES.get(name),
         },
     }
     subcommands = info[9] if len(info) > 9 else []

@@ -48,11 +48,19 @@ def commands_section() -> str:
     ]
     for reason, names in sorted(refused.items()):
         lines.append(f"| {reason} | {', '.join(sorted(names))} |")
-    with_arg = sorted(c.name.upper() for c in commands if c.refuse_with_arg)
-    lines += [
-        "",
-        f"Refused only with their `BLOCK` option: {', '.join(with_arg)}.",
-    ]
+    lines.append("")
+    for c in sorted((c for c in commands if c.refused_option), key=lambda c: c.name):
+        option = c.refused_option
+        assert option is not None
+        lines.append(
+            f"- {c.name.upper()} is refused with its `{option.keyword.decode()}` option: {option.reason}."
+        )
+    for c in sorted((c for c in commands if c.alias_of), key=lambda c: c.name):
+        assert c.alias_of is not None
+        lines.append(
+            f"- {c.name.upper()} runs as {c.alias_of.decode().upper()}: it empties this database, "
+            "never the other databases of a shared Redis."
+        )
     return "\n".join(lines)
 
 

@@ -42,8 +42,14 @@ class FakeRedisBackend(Backend):
         path = urlsplit(url).path.strip("/")
         self.db = int(path) if path else 0
         self.server = fakeredis.FakeServer(version=(7, 0))
-        self._socket: _RawSocket | None = _RawSocket(self.server, self.db, client_class=redis.Redis)
+        self._socket: _RawSocket | None = self._new_socket()
+        # fakeredis lets SELECT inside a script switch the connection (Redis 7 does not):
+        # every round trip ends by selecting this database again.
+        self._reselect = resp.encode([b"SELECT", str(self.db).encode()])
         self._pubsub_client: fakeredis.FakeAsyncRedis | None = None
+
+    def _new_socket(self) -> _RawSocket:
+        return _RawSocket(self.server, self.db, client_class=redis.Redis)
 
     async def close(self) -> None:
         self._socket = None
@@ -54,8 +60,17 @@ class FakeRedisBackend(Backend):
         sock = self._socket
         if sock is None or sock.responses is None:
             raise BackendUnavailable("ERR backend unavailable (closed)")
-        sock.sendall(payload)
-        return [sock.responses.get_nowait() for _ in range(expected)]
+        try:
+            sock.sendall(payload + self._reselect)
+            replies = [sock.responses.get_nowait() for _ in range(expected + 1)]
+        except Exception as exc:
+            # fakeredis can wedge its parser (e.g. CLIENT REPLY OFF from a script): the data
+            # lives in the server object, so a fresh connection loses nothing.
+            self._socket = self._new_socket()
+            raise BackendUnavailable(
+                f"ERR fakeredis failed on this request ({type(exc).__name__}); its connection was reset"
+            ) from None
+        return replies[:-1]
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
         return self._roundtrip(resp.encode_many(commands), len(commands))

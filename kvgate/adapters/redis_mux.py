@@ -51,6 +51,7 @@ class RedisOptions:
     max_inflight: int = 10_000
     timeout: float = 10.0
     connect_timeout: float = 5.0
+    max_subscriptions: int = 100
 
 
 @dataclass(slots=True)
@@ -330,5 +331,9 @@ class RedisBackend(Backend):
     def pubsub(self) -> Any:
         # Subscriptions hold a connection each, so they get redis-py's pool, not the mux.
         if self._pubsub_client is None:
-            self._pubsub_client = redis.asyncio.from_url(self.url)
+            self._pubsub_client = redis.asyncio.from_url(
+                self.url,
+                max_connections=self.options.max_subscriptions,
+                socket_connect_timeout=self.options.connect_timeout,
+            )
         return self._pubsub_client.pubsub()

@@ -1,4 +1,4 @@
-"""Running a request's commands against one database, HTTP aside.
+"""One database: its backend, its tokens, and running a request's commands on it.
 
 Every command goes through :meth:`Database.prepare`: look it up in the command table
 (unknown command, arity), apply the policy for where it arrived (REST, pipeline,
@@ -48,7 +48,7 @@ class Database:
         """Constant-time comparison against every configured token."""
         if not token:
             return None
-        presented = token.encode()
+        presented = token.encode("utf-8", "surrogateescape")  # headers may hold any bytes
         rw = ro = False
         for known in self._rw:
             rw |= hmac.compare_digest(presented, known)
@@ -64,12 +64,13 @@ class Database:
         if context not in command.contexts:
             reason = command.refusal or "not allowed inside a transaction"
             raise ReplyError(errors.not_available(command.name, reason))
-        if command.refuse_with_arg is not None and command.refused_by_argument(args):
-            raise ReplyError(
-                errors.not_available(command.name, "blocking commands would hold a shared backend connection")
-            )
+        option = command.refused_option
+        if option is not None and option.present(args):
+            raise ReplyError(errors.not_available(command.name, option.reason))
         if access is Access.READ_ONLY and not command.readonly_token:
             raise NoPermission(errors.noperm(command.name))
+        if command.alias_of is not None:
+            args[0] = command.alias_of
         return self.scripts.rewrite(command.name, args)
 
     async def run_one(self, args: Args, access: Access) -> Reply:
