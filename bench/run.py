@@ -3,10 +3,12 @@
 
     python bench/run.py [--duration SECONDS] [--quick] [--json PATH]
 
-Starts its own redis-server, kvgate (2 workers and 1 worker) and webdis on free loopback
-ports, checks that each answers correctly, drives them with wrk (and Redis itself with
-redis-benchmark), prints one table, the ratios measured in this run and the targets next
-to them, and stops everything it started, also on error or Ctrl-C.
+Starts its own redis-server, kvgate (2 workers and 1 worker), webdis and the aiohttp
+ceiling (bench/aiohttp_ceiling.py: kvgate's serving stack answering a constant reply, 2
+workers and 1 worker) on free loopback ports, checks that each answers correctly, drives
+them with wrk (and Redis itself with redis-benchmark), prints one table, the ratios
+measured in this run and the targets next to them, and stops everything it started, also
+on error or Ctrl-C.
 
 Figures are for comparison within a run only: wrk, the servers and Redis share the
 machine's cores.  Nothing here is a timed assertion; the exit status is 1 only when a run
@@ -60,6 +62,10 @@ TARGET_PIPELINE_CPS = 500_000
 KVGATE_2W = "kvgate-2w"
 KVGATE_1W = "kvgate-1w"
 WEBDIS = "webdis"
+AIOHTTP_2W = "aiohttp-2w"  # the aiohttp ceiling: kvgate's serving stack, constant reply, no Redis
+AIOHTTP_1W = "aiohttp-1w"
+CEILING_SCRIPT = REPO / "bench" / "aiohttp_ceiling.py"
+CEILING_REPLY = {"result": "bar"}
 REDIS = "redis"
 
 
@@ -482,9 +488,10 @@ class HttpTarget:
     service: Service
     base_url: str
     get_path: str
-    set_path: str
+    set_path: str | None  # None: no SET tests
     headers: tuple[str, ...] = ()
     pipeline: bool = False
+    ceiling: bool = False  # bench/aiohttp_ceiling.py: a constant reply whatever the request
     crashed: bool = False
 
 
@@ -622,10 +629,59 @@ def start_webdis(started: list[Service], tmp: Path, port: int, redis_port: int) 
     return webdis
 
 
+def start_ceiling(started: list[Service], tmp: Path, name: str, port: int, workers: int) -> Service:
+    """bench/aiohttp_ceiling.py: the same readiness checks as kvgate, one socket per worker."""
+    argv = [sys.executable, str(CEILING_SCRIPT), "--host", HOST, "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ceiling = Service(name, argv, tmp / f"{name}.log", env=env)
+    started.append(ceiling)
+    wait_until(ceiling, f"port {port} to accept connections", lambda: port_accepts(port), 30)
+    if listening_sockets(port) is not None:
+        wait_until(ceiling, f"{workers} listening sockets", lambda: listening_sockets(port) == workers, 30)
+    return ceiling
+
+
+def verify_ceiling(target: HttpTarget, reference: HttpTarget) -> None:
+    """The ceiling's reply must have the shape of kvgate's: same status, body, Content-Type."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    expect_json(target.name, target.base_url + target.get_path, CEILING_REPLY, auth)
+
+    def reply_headers(url: str) -> dict[str, str]:
+        request = urllib.request.Request(url, headers=auth)
+        try:
+            with _OPENER.open(request, timeout=5) as response:
+                return {k.lower(): v for k, v in response.headers.items()}
+        except OSError as exc:
+            raise BenchError(f"{target.name}: no reply from {url}: {exc}") from None
+
+    ours = reply_headers(target.base_url + target.get_path)
+    theirs = reply_headers(reference.base_url + reference.get_path)
+    if ours.get("content-type") != theirs.get("content-type") or not (
+        "upstash-sync-token" in ours and "upstash-sync-token" in theirs
+    ):
+        raise BenchError(
+            f"{target.name}: reply headers do not have the shape of {reference.name}'s "
+            f"(Content-Type, Upstash-Sync-Token):\n    {target.name}: {ours}\n    {reference.name}: {theirs}"
+        )
+
+
+def ceiling_announcement(ceiling: Service) -> str:
+    """Its "listening" line says how many workers and which event loop (uvloop or asyncio)."""
+    for line in ceiling.log_text().splitlines():
+        if "listening on http://" in line:
+            return line.split("(", 1)[-1].rstrip(")")
+    return "?"
+
+
 def verify(targets: list[HttpTarget]) -> None:
     """One real request each: benchmarking wrong answers would be worthless."""
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    reference = next(target for target in targets if target.pipeline)  # a kvgate
     for target in targets:
+        if target.ceiling:
+            verify_ceiling(target, reference)
+            continue
         if target.name == WEBDIS:
             expect_json(target.name, target.base_url + target.set_path, {"SET": [True, "OK"]})
             expect_json(target.name, target.base_url + target.get_path, {"GET": "bar"})
@@ -635,7 +691,10 @@ def verify(targets: list[HttpTarget]) -> None:
         body = json.dumps(pipeline_body()).encode()
         headers = {**auth, "Content-Type": "application/json"}
         expect_json(target.name, target.base_url + "/pipeline", pipeline_expected(), headers, body)
-    print("  replies verified: kvgate {'result': 'bar'}, webdis {'GET': 'bar'}, pipeline of 100 ok")
+    print(
+        "  replies verified: kvgate {'result': 'bar'}, webdis {'GET': 'bar'}, pipeline of 100 ok, "
+        "aiohttp ceiling {'result': 'bar'} with kvgate's Content-Type"
+    )
 
 
 # --------------------------------------------------------------------------- report
@@ -695,22 +754,42 @@ def ratio(results: dict[tuple[str, str], Result], a: str, b: str, test: str) -> 
 def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     by_key = {(r.target, r.test): r for r in results}
     single = [f"{cmd} c{c}" for cmd in ("GET", "SET") for c in CONCURRENCIES]
-    ratios: dict[str, Any] = {"kvgate-2w/webdis": {}, "kvgate-2w/kvgate-1w": {}}
+    gets = [f"GET c{c}" for c in CONCURRENCIES]
+    # (key in --json, label, numerator, denominator, tests)
+    pairs = [
+        ("kvgate-2w/webdis", "kvgate 2 workers / webdis", KVGATE_2W, WEBDIS, single),
+        (
+            "kvgate-2w/kvgate-1w",
+            "kvgate 2 workers / 1 worker",
+            KVGATE_2W,
+            KVGATE_1W,
+            [*single, f"pipeline{PIPELINE_COMMANDS}"],
+        ),
+        (
+            "kvgate-2w/aiohttp-2w",
+            "kvgate 2 workers / aiohttp ceiling 2 workers",
+            KVGATE_2W,
+            AIOHTTP_2W,
+            gets,
+        ),
+        ("kvgate-1w/aiohttp-1w", "kvgate 1 worker / aiohttp ceiling 1 worker", KVGATE_1W, AIOHTTP_1W, gets),
+        ("aiohttp-2w/webdis", "aiohttp ceiling 2 workers / webdis", AIOHTTP_2W, WEBDIS, gets),
+    ]
+    width = max(len(label) for _, label, *_ in pairs)
+    ratios: dict[str, Any] = {}
     print("\nRatios measured in this run (req/s; '-' where a side had errors)")
-    for test in single:
-        value = ratio(by_key, KVGATE_2W, WEBDIS, test)
-        ratios["kvgate-2w/webdis"][test] = value
-        print(f"  kvgate 2 workers / webdis       {test:<16} {fmt(value, '.2f')}x")
-    for test in [*single, f"pipeline{PIPELINE_COMMANDS}"]:
-        value = ratio(by_key, KVGATE_2W, KVGATE_1W, test)
-        ratios["kvgate-2w/kvgate-1w"][test] = value
-        print(f"  kvgate 2 workers / 1 worker     {test:<16} {fmt(value, '.2f')}x")
+    for key, label, a, b, tests in pairs:
+        ratios[key] = {}
+        for test in tests:
+            value = ratio(by_key, a, b, test)
+            ratios[key][test] = value
+            print(f"  {label:<{width}}  {test:<16} {fmt(value, '.2f')}x")
 
     targets: list[dict[str, Any]] = []
 
     def target(
         text: str, figures: list[tuple[str, float | None]], ok: Callable[[float], bool], unit: str
-    ) -> None:
+    ) -> dict[str, Any]:
         measured = [v for _, v in figures if v is not None]
         if len(measured) < len(figures):
             status = "no data"
@@ -720,6 +799,7 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         shown = ", ".join(f"{label} {fmt(value, spec)}{unit}" for label, value in figures)
         print(f"  {status:<7}  {text}: {shown}")
         targets.append({"target": text, "status": status, "figures": dict(figures)})
+        return targets[-1]
 
     print("\nTargets (informational: never asserted)")
     target(
@@ -728,6 +808,14 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         lambda v: v >= TARGET_GET_RATIO,
         "x",
     )
+    # The same target for aiohttp alone: what kvgate's serving stack reaches with no work at all.
+    ceiling = target(
+        f"same {TARGET_GET_RATIO}x for the aiohttp ceiling (2 workers, constant reply, no Redis)",
+        [(f"c{c}", ratios["aiohttp-2w/webdis"][f"GET c{c}"]) for c in CONCURRENCIES],
+        lambda v: v >= TARGET_GET_RATIO,
+        "x",
+    )
+    ceiling_report(ceiling, ratios)
     c50 = [(test, by_key.get((KVGATE_2W, test))) for test in ("GET c50", "SET c50")]
     target(
         f"p99 <= {TARGET_P99_MS:g} ms at c50 (kvgate 2 workers)",
@@ -743,6 +831,35 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "/s",
     )
     return ratios, targets
+
+
+def ceiling_report(ceiling: dict[str, Any], ratios: dict[str, Any]) -> None:
+    """Under the ceiling line: the share of the ceiling kvgate reaches and the share it would need.
+
+    needed = target / (ceiling / webdis): above 1, no change to kvgate's own code can meet the
+    target on this machine, since kvgate cannot be faster than aiohttp answering a constant.
+    """
+    reached: dict[str, float | None] = {}
+    needed: dict[str, float | None] = {}
+    for c in CONCURRENCIES:
+        label, test = f"c{c}", f"GET c{c}"
+        reached[label] = ratios["kvgate-2w/aiohttp-2w"][test]
+        ceiling_ratio = ratios["aiohttp-2w/webdis"][test]
+        needed[label] = TARGET_GET_RATIO / ceiling_ratio if ceiling_ratio else None
+    ceiling["kvgate_share_of_ceiling"] = reached
+    ceiling["needed_share_of_ceiling"] = needed
+
+    def shown(values: dict[str, float | None]) -> str:
+        return ", ".join(f"{label} {fmt(value, '.2f')}x" for label, value in values.items())
+
+    print(
+        f"{'':11}kvgate 2 workers is at {shown(reached)} of the ceiling; "
+        f"{TARGET_GET_RATIO}x webdis needs {shown(needed)} of it"
+    )
+    above = [label for label, v in needed.items() if v is not None and v > 1]
+    if above:
+        where = "in this run" if len(above) == len(needed) else f"at {', '.join(above)}"
+        print(f"{'':11}-> {TARGET_GET_RATIO}x webdis is above aiohttp's own ceiling {where}")
 
 
 def report_errors(results: list[Result]) -> bool:
@@ -763,7 +880,7 @@ def report_logs(servers: list[Service]) -> None:
     """What the servers logged (they run at warning level), identical lines grouped."""
     for service in servers:
         lines = [
-            line for line in service.log_text().splitlines() if line and "kvgate listening on" not in line
+            line for line in service.log_text().splitlines() if line and " listening on http://" not in line
         ]
         if not lines:
             continue
@@ -823,6 +940,7 @@ def versions() -> dict[str, str]:
         "kvgate_commit": first_line(["git", "describe", "--always", "--dirty"]),
         "python": sys.version.split()[0],
         "redis": first_line(["redis-server", "--version"]),
+        "aiohttp": first_line([sys.executable, "-c", "import aiohttp; print(aiohttp.__version__)"]),
         "wrk": first_line(["wrk", "-v"]),
         "cpus": str(os.cpu_count()),
     }
@@ -831,6 +949,12 @@ def versions() -> dict[str, str]:
 def kvgate_target(name: str, service: Service, port: int) -> HttpTarget:
     base = f"http://{HOST}:{port}"
     return HttpTarget(name, service, base, "/get/foo", "/set/foo/bar", (AUTH_HEADER,), pipeline=True)
+
+
+def ceiling_target(name: str, service: Service, port: int) -> HttpTarget:
+    """GET tests only, with kvgate's exact request (the ceiling ignores path and headers)."""
+    base = f"http://{HOST}:{port}"
+    return HttpTarget(name, service, base, "/get/foo", None, (AUTH_HEADER,), ceiling=True)
 
 
 def measure(
@@ -846,6 +970,8 @@ def measure(
         for connections in CONCURRENCIES:
             for target in targets:
                 path = target.get_path if command == "GET" else target.set_path
+                if path is None:
+                    continue
                 test = f"{command} c{connections}"
                 results.append(bench_http(meter, target, test, path, connections, seconds))
     for target in targets:
@@ -874,10 +1000,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(
         f"kvgate bench: {seconds}s per wrk run, wrk -t{WRK_THREADS}, {info['cpus']} CPUs shared by everything"
     )
-    print(f"  {info['kvgate']} ({info['kvgate_commit']}), {info['redis']}, {info['wrk']}")
+    print(
+        f"  {info['kvgate']} ({info['kvgate_commit']}), aiohttp {info['aiohttp']}, {info['redis']}, {info['wrk']}"
+    )
     print(f"  before starting, other processes use {busy_before():.0f}% of the CPUs (measured over 1 s)")
     with services() as started:
-        redis_port, k2_port, k1_port, webdis_port = free_ports(4)
+        redis_port, k2_port, k1_port, webdis_port, a2_port, a1_port = free_ports(6)
         kept = "kept" if args.keep_logs else "removed at the end"
         print(f"\nStarting servers (logs in {tmp}, {kept})")
         start_redis(started, tmp, redis_port)
@@ -886,11 +1014,16 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         webdis = start_webdis(started, tmp, webdis_port, redis_port)
         kvgate2 = start_kvgate(started, tmp, KVGATE_2W, k2_port, redis_port, workers=2)
         kvgate1 = start_kvgate(started, tmp, KVGATE_1W, k1_port, redis_port, workers=1)
+        ceiling2 = start_ceiling(started, tmp, AIOHTTP_2W, a2_port, workers=2)
+        ceiling1 = start_ceiling(started, tmp, AIOHTTP_1W, a1_port, workers=1)
         print(f"  redis :{redis_port}, webdis :{webdis_port}, kvgate :{k2_port} (2 workers), :{k1_port} (1)")
+        print(f"  aiohttp ceiling :{a2_port} (2 workers), :{a1_port} (1): {ceiling_announcement(ceiling2)}")
         targets = [
             kvgate_target(KVGATE_2W, kvgate2, k2_port),
             kvgate_target(KVGATE_1W, kvgate1, k1_port),
             HttpTarget(WEBDIS, webdis, f"http://{HOST}:{webdis_port}", "/GET/foo", "/SET/foo/bar"),
+            ceiling_target(AIOHTTP_2W, ceiling2, a2_port),
+            ceiling_target(AIOHTTP_1W, ceiling1, a1_port),
         ]
         verify(targets)
         script = tmp / "pipeline.lua"
@@ -903,7 +1036,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         print_table(results)
         ratios, target_report = report(results)
         had_errors = report_errors(results)
-        report_logs([kvgate2, kvgate1, webdis])
+        report_logs([kvgate2, kvgate1, webdis, ceiling2, ceiling1])
         report_noise(results)
         print("\nStopping servers")
 
@@ -913,6 +1046,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 "duration_s": seconds,
                 "wrk_threads": WRK_THREADS,
                 "pipeline_commands": PIPELINE_COMMANDS,
+                "aiohttp_ceiling": "bench/aiohttp_ceiling.py: aiohttp low-level server, constant reply",
             },
             "versions": info,
             "results": [asdict(r) | {"valid": r.valid} for r in results],

@@ -65,12 +65,10 @@ class BackendError(GatewayError):
 
 
 class BackendUnavailable(BackendError):
-    status = 503
     headers = {"Retry-After": "1"}
 
 
 class BackendOverloaded(BackendError):
-    status = 503
     headers = {"Retry-After": "1"}
 
 
@@ -83,7 +81,6 @@ class BackendTimeout(BackendError):
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 EXECABORT = "EXECABORT Transaction discarded because of previous errors."
 WRONGPASS = "WRONGPASS invalid or missing auth token"
-SYNTAX = "ERR syntax error"
 
 
 def wrong_arity(fullname: str) -> str:
