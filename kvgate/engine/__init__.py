@@ -1,0 +1,46 @@
+"""kvgate's own Redis engine: Redis semantics over any :class:`~kvgate.engine.storage.Txn`.
+
+Backends without a Redis behind them (SQLite, DynamoDB) store keys and members; the engine
+turns commands into operations on them, with Redis's replies and error texts.  It does not
+know how a store keeps data or runs a transaction.
+"""
+
+from __future__ import annotations
+
+from kvgate.engine import hashes, keys, lists, server, sets, strings, zsets  # noqa: F401 - registration
+from kvgate.engine.registry import HANDLERS
+from kvgate.engine.storage import Txn
+from kvgate.errors import ReplyError
+from kvgate.protocol import Args, Reply
+
+__all__ = ["Engine", "not_supported"]
+
+
+def not_supported(name: str, backend: str) -> str:
+    return f"ERR command '{name}' is not supported by the {backend} backend"
+
+
+class Engine:
+    """Runs commands on a store.  ``backend`` names the store in error texts."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+
+    @staticmethod
+    def supports(name: str) -> bool:
+        return name in HANDLERS
+
+    @staticmethod
+    def implemented() -> frozenset[str]:
+        return frozenset(HANDLERS)
+
+    def execute(self, t: Txn, args: Args) -> Reply:
+        """One command's reply; errors come back as :class:`ReplyError` values."""
+        name = args[0].lower().decode("utf-8", "replace")
+        handler = HANDLERS.get(name)
+        if handler is None:
+            return ReplyError(not_supported(name, self.backend))
+        try:
+            return handler(t, args)
+        except ReplyError as exc:
+            return exc
