@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from aiohttp.test_utils import RawTestServer, TestClient
 
 from kvgate.app import SERVER_OPTIONS, Gateway
 from kvgate.config import Config, from_options
+from tests.engine_support import STORES, EngineClient, Oracle, make_client
 from tests.servers import RedisServer
 
 RW = "rw-token"
@@ -102,3 +104,15 @@ async def gateway_client() -> AsyncIterator[GatewayClient]:
 @pytest.fixture
 async def api(gateway_client: GatewayClient, backend_url: str) -> Api:
     return Api(await gateway_client(make_config(backend_url)))
+
+
+@pytest.fixture(params=STORES)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> EngineClient:
+    """kvgate's engine on each store (in memory, a real SQLite file), one command per unit."""
+    return make_client(request.param, tmp_path)
+
+
+@pytest.fixture
+def oracle(redis_server: RedisServer) -> Oracle:
+    """The real Redis of the session, flushed."""
+    return Oracle(redis_server)
