@@ -70,8 +70,9 @@ def parse_options(args: list[bytes], start: int, allow_type: bool) -> ScanOption
 
 def scan_members(t: Txn, key: Key, cursor: int, opts: ScanOptions) -> tuple[int, list[Member]]:
     """One page of a collection scan, MATCH applied to the member (after COUNT, as Redis
-    does).  Small collections come back whole."""
-    if cursor == 0 and t.count(key) <= SMALL_COLLECTION:
+    does).  Small collections come back whole, whatever the cursor (as Redis answers for
+    its compact encodings)."""
+    if t.count(key) <= SMALL_COLLECTION:
         page = t.members(key)
         nxt = 0
     else:
