@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from kvgate.errors import ReplyError
 from tests.engine_support import Arg, EngineClient, Oracle, assert_same, comparable
 
 #: A fixed expiry (2100-01-01): EXPIRETIME of it is exact, unlike TTL on a loaded machine.
@@ -457,3 +458,19 @@ def test_hscan_pages_cover_a_large_hash(oracle: Oracle, engine: EngineClient) ->
         match = client("HSCAN", "big", "0", "MATCH", "field:1*", "COUNT", "1000")
         assert comparable(match)[0] == b"0"  # type: ignore[index]
         assert sorted(match[1][::2]) == sorted(f"field:{i}".encode() for i in range(300) if str(i)[0] == "1")  # type: ignore[index]
+
+
+def test_random_replies_larger_than_kvgate_builds_are_refused(engine: EngineClient) -> None:
+    """Redis streams any reply; kvgate builds replies in memory and caps caller-sized ones."""
+    engine("HSET", "h", "f", "v")
+    engine("SADD", "s", "m")
+    engine("ZADD", "z", "1", "m")
+    text = "ERR count is too large: kvgate answers at most 1000000 elements per reply"
+    for cmd in (
+        ["HRANDFIELD", "h", "-1000001"],
+        ["SRANDMEMBER", "s", "-1000001"],
+        ["ZRANDMEMBER", "z", "-1000001"],
+    ):
+        reply = engine(*cmd)
+        assert isinstance(reply, ReplyError) and reply.message == text, (cmd, reply)
+    assert len(engine("HRANDFIELD", "h", "-1000000")) == 1_000_000  # type: ignore[arg-type]

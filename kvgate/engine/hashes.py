@@ -13,7 +13,15 @@ import random
 
 from kvgate.engine import longdouble
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, format_int, parse_int, to_int
-from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, typed, typed_or_create
+from kvgate.engine.registry import (
+    OK,
+    SYNTAX_ERROR,
+    check_reply_size,
+    command,
+    drop_if_empty,
+    typed,
+    typed_or_create,
+)
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 from kvgate.errors import ReplyError, wrong_arity
@@ -205,9 +213,10 @@ def random_members(t: Txn, key: Key, count: int) -> list[Member]:
     """HRANDFIELD/SRANDMEMBER picking: ``count > 0`` distinct members (all of them, in
     order, when the collection is not bigger), ``count < 0`` ``-count`` members that may
     repeat."""
-    members = t.members(key)
     if count < 0:
-        return random.choices(members, k=-count)
+        check_reply_size(-count)
+        return random.choices(t.members(key), k=-count)
+    members = t.members(key)
     if count >= len(members):
         return members
     picked = sorted(random.sample(range(len(members)), count))

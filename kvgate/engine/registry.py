@@ -22,6 +22,16 @@ HANDLERS: dict[str, Handler] = {}
 
 OK = b"OK"
 SYNTAX_ERROR = "ERR syntax error"
+#: Redis streams a reply of any size; kvgate builds each reply in memory, so commands
+#: whose reply size the caller picks (HRANDFIELD k -1000000000) are capped.
+MAX_REPLY_ELEMENTS = 1_000_000
+
+
+def check_reply_size(elements: int) -> None:
+    if elements > MAX_REPLY_ELEMENTS:
+        raise ReplyError(
+            f"ERR count is too large: kvgate answers at most {MAX_REPLY_ELEMENTS} elements per reply"
+        )
 
 
 def command(*names: str) -> Callable[[Handler], Handler]:

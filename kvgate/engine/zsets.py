@@ -18,7 +18,7 @@ from enum import Enum
 
 from kvgate import errors
 from kvgate.engine.numbers import INT64_MAX, format_double, parse_float, parse_int
-from kvgate.engine.registry import SYNTAX_ERROR, command, drop_if_empty, typed
+from kvgate.engine.registry import SYNTAX_ERROR, check_reply_size, command, drop_if_empty, typed
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 from kvgate.engine.zset_ranges import (
@@ -576,6 +576,8 @@ _SUB_STRATEGY_MUL = 3
 
 def _random_members(t: Txn, key: Key, count: int, unique: bool) -> list[Member]:
     """``zrandmemberWithCountCommand``'s choices (order is random where Redis's is)."""
+    if not unique:
+        check_reply_size(count)
     everything = t.ordered(key)
     if not unique or count == 1:
         return [random.choice(everything) for _ in range(count)]
