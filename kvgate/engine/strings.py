@@ -108,6 +108,9 @@ def _expire_at(t: Txn, raw: bytes, seconds: bool, relative: bool, name: str) -> 
 # --- SET family ---------------------------------------------------------------------
 
 
+_LOOKS_FIRST = frozenset((b"NX", b"XX", b"GET", b"KEEPTTL"))
+
+
 @command("set")
 def set_(t: Txn, args: Args) -> Reply:
     opts = _parse_options(args, for_set=True)
@@ -115,6 +118,9 @@ def set_(t: Txn, args: Args) -> Reply:
     if opts.expire is not None:
         expire_at = _expire_at(t, opts.expire, opts.seconds, opts.relative, "set")
     name, value = args[1], args[2]
+    if not opts.flags & _LOOKS_FIRST:  # plain SET (with or without an expiry): nothing to read first
+        t.set_string(name, value, expire_at)
+        return OK
     get = b"GET" in opts.flags
     old = _value(t, name) if get else None
     key = t.lookup(name)
