@@ -58,9 +58,13 @@ NOISY_PCT = 10  # a run where other processes used more CPU than this is flagged
 TARGET_GET_RATIO = 0.45
 TARGET_P99_MS = 5.0
 TARGET_PIPELINE_CPS = 500_000
+TARGET_SQLITE_SET = 0.7  # SQLite backend / Redis backend, kvgate 2 workers
+TARGET_SQLITE_GET = 0.8
 
 KVGATE_2W = "kvgate-2w"
 KVGATE_1W = "kvgate-1w"
+SQLITE_2W = "sqlite-2w"  # kvgate on its SQLite backend (its own engine, one file)
+SQLITE_1W = "sqlite-1w"
 WEBDIS = "webdis"
 AIOHTTP_2W = "aiohttp-2w"  # the aiohttp ceiling: kvgate's serving stack, constant reply, no Redis
 AIOHTTP_1W = "aiohttp-1w"
@@ -588,10 +592,10 @@ def start_redis(started: list[Service], tmp: Path, port: int) -> Service:
 
 
 def start_kvgate(
-    started: list[Service], tmp: Path, name: str, port: int, redis_port: int, workers: int
+    started: list[Service], tmp: Path, name: str, port: int, backend: str, workers: int
 ) -> Service:
     argv = [sys.executable, "-m", "kvgate", "serve", "--host", HOST, "--port", str(port)]
-    argv += ["--backend", f"redis://{HOST}:{redis_port}/0", "--token", TOKEN]
+    argv += ["--backend", backend, "--token", TOKEN]
     argv += ["--workers", str(workers), "--log-level", "warning"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVGATE_")}  # only our flags count
     env["PYTHONUNBUFFERED"] = "1"
@@ -773,6 +777,20 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
             gets,
         ),
         ("kvgate-1w/aiohttp-1w", "kvgate 1 worker / aiohttp ceiling 1 worker", KVGATE_1W, AIOHTTP_1W, gets),
+        (
+            "sqlite-2w/kvgate-2w",
+            "SQLite backend / Redis backend, 2 workers",
+            SQLITE_2W,
+            KVGATE_2W,
+            [*single, f"pipeline{PIPELINE_COMMANDS}"],
+        ),
+        (
+            "sqlite-1w/kvgate-1w",
+            "SQLite backend / Redis backend, 1 worker",
+            SQLITE_1W,
+            KVGATE_1W,
+            [*single, f"pipeline{PIPELINE_COMMANDS}"],
+        ),
         ("aiohttp-2w/webdis", "aiohttp ceiling 2 workers / webdis", AIOHTTP_2W, WEBDIS, gets),
     ]
     width = max(len(label) for _, label, *_ in pairs)
@@ -830,6 +848,13 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         lambda v: v >= TARGET_PIPELINE_CPS,
         "/s",
     )
+    for command, goal in (("SET", TARGET_SQLITE_SET), ("GET", TARGET_SQLITE_GET)):
+        target(
+            f"SQLite-backend single {command} >= {goal}x the Redis-backend figure (2 workers)",
+            [(f"c{c}", ratios["sqlite-2w/kvgate-2w"][f"{command} c{c}"]) for c in CONCURRENCIES],
+            lambda v, goal=goal: v >= goal,
+            "x",
+        )
     return ratios, targets
 
 
@@ -1005,22 +1030,29 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     )
     print(f"  before starting, other processes use {busy_before():.0f}% of the CPUs (measured over 1 s)")
     with services() as started:
-        redis_port, k2_port, k1_port, webdis_port, a2_port, a1_port = free_ports(6)
+        redis_port, k2_port, k1_port, webdis_port, a2_port, a1_port, s2_port, s1_port = free_ports(8)
         kept = "kept" if args.keep_logs else "removed at the end"
         print(f"\nStarting servers (logs in {tmp}, {kept})")
         start_redis(started, tmp, redis_port)
         if redis_command(redis_port, "SET", "foo", "bar") != b"+OK\r\n":
             raise BenchError("redis: SET foo bar did not answer +OK")
         webdis = start_webdis(started, tmp, webdis_port, redis_port)
-        kvgate2 = start_kvgate(started, tmp, KVGATE_2W, k2_port, redis_port, workers=2)
-        kvgate1 = start_kvgate(started, tmp, KVGATE_1W, k1_port, redis_port, workers=1)
+        redis_url = f"redis://{HOST}:{redis_port}/0"
+        kvgate2 = start_kvgate(started, tmp, KVGATE_2W, k2_port, redis_url, workers=2)
+        kvgate1 = start_kvgate(started, tmp, KVGATE_1W, k1_port, redis_url, workers=1)
+        # one file per SQLite target, in the run's temporary directory (a real disk file)
+        sqlite2 = start_kvgate(started, tmp, SQLITE_2W, s2_port, f"sqlite:///{tmp}/bench-2w.db", workers=2)
+        sqlite1 = start_kvgate(started, tmp, SQLITE_1W, s1_port, f"sqlite:///{tmp}/bench-1w.db", workers=1)
         ceiling2 = start_ceiling(started, tmp, AIOHTTP_2W, a2_port, workers=2)
         ceiling1 = start_ceiling(started, tmp, AIOHTTP_1W, a1_port, workers=1)
         print(f"  redis :{redis_port}, webdis :{webdis_port}, kvgate :{k2_port} (2 workers), :{k1_port} (1)")
+        print(f"  kvgate on SQLite :{s2_port} (2 workers), :{s1_port} (1), files in {tmp}")
         print(f"  aiohttp ceiling :{a2_port} (2 workers), :{a1_port} (1): {ceiling_announcement(ceiling2)}")
         targets = [
             kvgate_target(KVGATE_2W, kvgate2, k2_port),
             kvgate_target(KVGATE_1W, kvgate1, k1_port),
+            kvgate_target(SQLITE_2W, sqlite2, s2_port),
+            kvgate_target(SQLITE_1W, sqlite1, s1_port),
             HttpTarget(WEBDIS, webdis, f"http://{HOST}:{webdis_port}", "/GET/foo", "/SET/foo/bar"),
             ceiling_target(AIOHTTP_2W, ceiling2, a2_port),
             ceiling_target(AIOHTTP_1W, ceiling1, a1_port),
@@ -1036,7 +1068,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
         print_table(results)
         ratios, target_report = report(results)
         had_errors = report_errors(results)
-        report_logs([kvgate2, kvgate1, webdis, ceiling2, ceiling1])
+        report_logs([kvgate2, kvgate1, sqlite2, sqlite1, webdis, ceiling2, ceiling1])
         report_noise(results)
         print("\nStopping servers")
 

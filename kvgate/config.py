@@ -21,7 +21,7 @@ from typing import Any
 
 from kvgate.adapters import BackendURLError, check_url
 
-DEFAULT_BACKEND = "fakeredis://"
+DEFAULT_BACKEND = "sqlite:///kvgate.db"
 MIB = 1024 * 1024
 
 
@@ -71,7 +71,8 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         "backend",
         str,
         DEFAULT_BACKEND,
-        "Backend URL: redis://[user:password@]host:port/db, rediss://..., "
+        "Backend URL: sqlite:///relative/file.db or sqlite:////absolute/file.db (kvgate's own "
+        "engine on a local file), redis://[user:password@]host:port/db, rediss://..., "
         "unix:///path.sock?db=N, or fakeredis:// (in memory, one process).",
         "KVGATE_BACKEND",
     ),
@@ -130,6 +131,8 @@ class DatabaseConfig:
     def backend_options(self) -> dict[str, Any]:
         if self.backend.startswith("fakeredis"):
             return {}
+        if self.backend.startswith("sqlite"):
+            return {"max_inflight": self.max_inflight}
         return {
             "connections": self.pool_size,
             "max_inflight": self.max_inflight,

@@ -14,6 +14,7 @@ from enum import Enum
 from kvgate import errors
 from kvgate.adapters import Backend
 from kvgate.commands import CommandTable, Context
+from kvgate.engine.errors import not_supported
 from kvgate.errors import Forbidden, ReplyError
 from kvgate.protocol import Args, Reply
 from kvgate.scripts import Fixup, ScriptRegistry
@@ -69,6 +70,8 @@ class Database:
             raise ReplyError(errors.not_available(command.name, option.reason))
         if access is Access.READ_ONLY and not command.readonly_token:
             raise NoPermission(errors.noperm(command.name))
+        if not self.backend.supports(command.name):
+            raise ReplyError(not_supported(command.name, self.backend.kind))
         if command.alias_of is not None:
             args[0] = command.alias_of
         return self.scripts.rewrite(command.name, args)

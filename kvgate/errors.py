@@ -58,6 +58,11 @@ class PayloadTooLarge(GatewayError):
     status = 413
 
 
+class StartupError(Exception):
+    """A backend that can never work as configured (a missing directory, a file that is
+    not a kvgate database): kvgate stops with this one line instead of serving errors."""
+
+
 class BackendError(GatewayError):
     """The backend could not answer; the reply to the command is unknown."""
 

@@ -15,8 +15,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from kvgate.adapters import open_backend
 from kvgate.app import Gateway, create_server
 from kvgate.config import Config
+from kvgate.errors import StartupError
 
 log = logging.getLogger("kvgate")
 
@@ -39,7 +41,11 @@ def setup_logging(level: str) -> None:
 
 async def serve(config: Config, *, announce: bool = True) -> None:
     gateway = Gateway(config)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except StartupError as exc:
+        await gateway.close()
+        raise SystemExit(f"kvgate: {exc}") from None
     runner = web.ServerRunner(
         create_server(gateway), handle_signals=False, shutdown_timeout=config.shutdown_timeout
     )
@@ -80,8 +86,17 @@ def run_worker(config: Config, announce: bool = True) -> None:
         runner.run(serve(config, announce=announce))
 
 
+def preflight(config: Config) -> None:
+    for db in config.databases:
+        try:
+            open_backend(db.backend, **db.backend_options).preflight()
+        except StartupError as exc:
+            raise SystemExit(f"kvgate: database {db.name!r}: {exc}") from None
+
+
 def run(config: Config) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
+    preflight(config)
     if config.workers == 1:
         run_worker(config)
         return 0

@@ -125,6 +125,8 @@ class KvgateServer:
         self.args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
+        # its working directory: the default backend, sqlite:///kvgate.db, lands there
+        self.dir = tempfile.mkdtemp(prefix="kvgate-cwd-")
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="kvgate-log-", suffix=".txt", delete=False
         )
@@ -139,6 +141,7 @@ class KvgateServer:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            cwd=self.dir,
             text=True,
             start_new_session=True,
         )
@@ -169,3 +172,4 @@ class KvgateServer:
     def close(self) -> None:
         self.stop()
         Path(self.log.name).unlink(missing_ok=True)
+        shutil.rmtree(self.dir, ignore_errors=True)

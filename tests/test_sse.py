@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import ClientResponse
 
-from tests.conftest import RO, Api
+from tests.conftest import RO, Api, require_commands
 
 
 async def read_event(resp: ClientResponse, timeout: float = 5) -> str:
@@ -31,7 +31,8 @@ async def publish_until_received(api: Api, channel: str, payload: str) -> None:
     assert await api.result("PUBLISH", channel, payload) == 1
 
 
-async def test_subscribe_streams_messages(api: Api) -> None:
+async def test_subscribe_streams_messages(api: Api, backend_url: str) -> None:
+    require_commands(backend_url, "publish")
     headers = api.headers({"Accept": "text/event-stream"})
     async with api.client.post("/subscribe/chat/news", headers=headers) as resp:
         assert resp.status == 200
@@ -49,7 +50,8 @@ async def test_subscribe_streams_messages(api: Api) -> None:
         assert await read_event(resp) == "message,chat,after"
 
 
-async def test_psubscribe_streams_pattern_messages(api: Api) -> None:
+async def test_psubscribe_streams_pattern_messages(api: Api, backend_url: str) -> None:
+    require_commands(backend_url, "publish")
     headers = api.headers({"Accept": "text/event-stream"})
     async with api.client.post("/psubscribe/user:*", headers=headers) as resp:
         assert await read_event(resp) == "psubscribe,user:*,1"
@@ -57,7 +59,8 @@ async def test_psubscribe_streams_pattern_messages(api: Api) -> None:
         assert await read_event(resp) == "pmessage,user:*,user:42,signed-in"
 
 
-async def test_read_only_token_may_subscribe_but_not_publish(api: Api) -> None:
+async def test_read_only_token_may_subscribe_but_not_publish(api: Api, backend_url: str) -> None:
+    require_commands(backend_url, "publish")
     ro = Api(api.client, token=RO)
     async with api.client.post("/subscribe/c", headers=ro.headers()) as resp:
         assert resp.status == 200

@@ -28,7 +28,7 @@ from tests.servers import KvgateServer, RedisServer
 
 RW = "e2e-rw-token"
 RO = "e2e-ro-token"
-BACKENDS = ("redis", "fakeredis")
+BACKENDS = ("redis", "fakeredis", "sqlite")
 JS_DIR = Path(__file__).parent / "js"
 
 # The first line @upstash/ratelimit 2.2+ puts on its scripts; stock Redis rejects the flag.
@@ -53,11 +53,13 @@ def sha1(text: str) -> str:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def gate(request: pytest.FixtureRequest) -> Iterator[KvgateServer]:
+def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KvgateServer]:
     """One kvgate process per backend for the whole module."""
     if request.param == "redis":
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         backend = redis_server.url
+    elif request.param == "sqlite":
+        backend = f"sqlite:///{tmp_path_factory.mktemp('upstash')}/kvgate.db"
     else:
         backend = "fakeredis://"
     server = KvgateServer("--backend", backend, "--token", RW, "--read-only-token", RO).start()

@@ -64,6 +64,33 @@ def commands_section() -> str:
     return "\n".join(lines)
 
 
+def backends_section() -> str:
+    """What kvgate's own engine (the SQLite backend) runs, per Redis command group."""
+    from kvgate.engine import Engine
+
+    engine = Engine("sqlite")
+    by_group: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for c in _all_commands():
+        if not c.rest:
+            continue  # refused on every backend (see above)
+        group = (c.group or c.name.split("|")[0]).replace("_", " ")
+        yes, no = by_group[group]
+        (yes if engine.supports(c.name) else no).append(c.name.replace("|", " ").upper())
+    lines = [
+        "Generated from the command table and the engine's registry by `python tools/gen_docs.py`.",
+        "On `redis://` and `fakeredis://` every command allowed over REST runs (fakeredis: as far as",
+        "fakeredis implements it). On `sqlite://`, kvgate's own engine runs these; any other command",
+        "answers `ERR command '<name>' is not supported by the sqlite backend` (in /multi-exec, the",
+        "transaction is discarded with `EXECABORT`, as Redis does for a command refused while queueing).",
+        "",
+        "| group | on SQLite | not on SQLite |",
+        "|---|---|---|",
+    ]
+    for group, (yes, no) in sorted(by_group.items(), key=lambda item: (-len(item[1][0]), item[0])):
+        lines.append(f"| {group} | {', '.join(sorted(yes)) or '—'} | {', '.join(sorted(no)) or '—'} |")
+    return "\n".join(lines)
+
+
 def _setting_row(s: Setting) -> str:
     default = s.default if s.default not in ([], None) else "—"
     flag = (
@@ -94,7 +121,7 @@ def settings_section() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"commands": commands_section, "settings": settings_section}
+SECTIONS = {"commands": commands_section, "backends": backends_section, "settings": settings_section}
 
 
 def render(text: str) -> str:

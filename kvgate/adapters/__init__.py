@@ -20,6 +20,20 @@ def _redis(url: str, **options: object) -> Backend:
     return RedisBackend(url, RedisOptions(**options))  # type: ignore[arg-type]
 
 
+def _sqlite(url: str, **options: object) -> Backend:
+    from kvgate.adapters.sqlite import SqliteBackend, SqliteOptions, parse_url
+
+    _, query = parse_url(url)
+    return SqliteBackend(
+        url,
+        SqliteOptions(
+            busy_timeout_ms=int(query.get("busy_timeout_ms", 5000)),
+            synchronous=query.get("synchronous", "NORMAL").upper(),
+            max_inflight=int(options.get("max_inflight", 10_000)),  # type: ignore[call-overload]
+        ),
+    )
+
+
 def _fakeredis(url: str, **options: object) -> Backend:
     from kvgate.adapters.fake import FakeRedisBackend
 
@@ -31,6 +45,7 @@ SCHEMES: dict[str, Callable[..., Backend]] = {
     "rediss": _redis,
     "unix": _redis,
     "fakeredis": _fakeredis,
+    "sqlite": _sqlite,
 }
 
 
@@ -45,6 +60,16 @@ def check_url(url: str) -> str:
             from redis.connection import parse_url
 
             parse_url(url)
+        except ValueError as exc:
+            raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
+    if scheme == "sqlite":
+        from kvgate.adapters.sqlite import parse_url as parse_sqlite_url
+
+        try:
+            _, query = parse_sqlite_url(url)
+            int(query.get("busy_timeout_ms", 5000))
+            if query.get("synchronous", "NORMAL").upper() not in ("NORMAL", "FULL"):
+                raise ValueError("synchronous must be NORMAL or FULL")
         except ValueError as exc:
             raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
     return scheme

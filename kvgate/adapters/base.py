@@ -29,6 +29,10 @@ class Backend(ABC):
     #: Short name used in messages and metrics.
     kind: str = "backend"
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Check, before serving, what can never work (raise ``StartupError``); the store
+        being down is not such a thing."""
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections.  Must not fail when the store is down: keep retrying."""
 
@@ -46,6 +50,11 @@ class Backend(ABC):
 
     @abstractmethod
     def health(self) -> Health: ...
+
+    def supports(self, name: str) -> bool:
+        """Whether the backend runs command ``name`` (a command table name).  A Redis
+        runs everything; kvgate's own engine only what it implements."""
+        return True
 
     @abstractmethod
     def pubsub(self) -> Any:

@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS members (
     UNIQUE (key_id, member)
 );
 CREATE INDEX IF NOT EXISTS members_order ON members (key_id, score, member);
+CREATE TABLE IF NOT EXISTS scripts (
+    sha BLOB PRIMARY KEY,
+    body BLOB NOT NULL
+);
 """
 
 _MAX_ROWID = 2**63 - 1
@@ -115,10 +119,14 @@ class SqliteTxn(Txn):
     def create(
         self, name: bytes, type: KeyType, value: bytes | None = None, expire_at: int | None = None
     ) -> Key:
-        cur = self._x(
-            "INSERT INTO keys (name, type, expire_at, value) VALUES (?, ?, ?, ?)",
-            (name, int(type), expire_at, value),
-        )
+        row = (name, int(type), expire_at, value)
+        try:
+            cur = self._x("INSERT INTO keys (name, type, expire_at, value) VALUES (?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            # only an expired key nobody has dropped yet may hold the name: drop it, retry
+            if self.lookup(name) is not None:
+                raise
+            cur = self._x("INSERT INTO keys (name, type, expire_at, value) VALUES (?, ?, ?, ?)", row)
         return Key(name, type, expire_at, value, cur.lastrowid)
 
     def set_string(self, name: bytes, value: bytes, expire_at: int | None) -> Key:
@@ -299,6 +307,18 @@ class SqliteTxn(Txn):
             f"SELECT count(*) FROM members WHERE key_id = ? AND (score {cmp} ? OR (score = ? AND member {cmp} ?))",
             (key.ref, found.score, found.score, member),
         ).fetchone()[0]
+
+    # --- scripts --------------------------------------------------------------------
+
+    def script_get(self, sha: bytes) -> bytes | None:
+        row = self._x("SELECT body FROM scripts WHERE sha = ?", (sha,)).fetchone()
+        return row[0] if row else None
+
+    def script_put(self, sha: bytes, body: bytes) -> None:
+        self._x("INSERT INTO scripts (sha, body) VALUES (?, ?) ON CONFLICT (sha) DO NOTHING", (sha, body))
+
+    def script_flush(self) -> None:
+        self._x("DELETE FROM scripts")
 
 
 class SqliteStore:

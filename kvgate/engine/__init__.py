@@ -7,17 +7,14 @@ know how a store keeps data or runs a transaction.
 
 from __future__ import annotations
 
-from kvgate.engine import hashes, keys, lists, server, sets, strings, zsets  # noqa: F401 - registration
+from kvgate.engine import hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
+from kvgate.engine.errors import not_supported
 from kvgate.engine.registry import HANDLERS
 from kvgate.engine.storage import Txn
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 __all__ = ["Engine", "not_supported"]
-
-
-def not_supported(name: str, backend: str) -> str:
-    return f"ERR command '{name}' is not supported by the {backend} backend"
 
 
 class Engine:
@@ -38,6 +35,9 @@ class Engine:
         """One command's reply; errors come back as :class:`ReplyError` values."""
         name = args[0].lower().decode("utf-8", "replace")
         handler = HANDLERS.get(name)
+        if handler is None and len(args) > 1:  # a container command: SCRIPT LOAD...
+            name = f"{name}|{args[1].lower().decode('utf-8', 'replace')}"
+            handler = HANDLERS.get(name)
         if handler is None:
             return ReplyError(not_supported(name, self.backend))
         try:

@@ -26,6 +26,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.entries: dict[bytes, _Entry] = {}
         self.order: list[bytes] = []  # scan order: creation order, compacted lazily
+        self.scripts: dict[bytes, bytes] = {}
 
     def txn(self, now: int | None = None) -> MemoryTxn:
         return MemoryTxn(self, int(time.time() * 1000) if now is None else now)
@@ -137,3 +138,12 @@ class MemoryTxn(Txn):
         page = items[cursor : cursor + count]
         nxt = cursor + count
         return (0 if nxt >= len(items) else nxt), page
+
+    def script_get(self, sha: bytes) -> bytes | None:
+        return self.store.scripts.get(sha)
+
+    def script_put(self, sha: bytes, body: bytes) -> None:
+        self.store.scripts[sha] = body
+
+    def script_flush(self) -> None:
+        self.store.scripts.clear()

@@ -219,6 +219,18 @@ class Txn(ABC):
     def remove_many(self, key: Key, members: Iterable[bytes]) -> int:
         return sum(self.remove(key, m) for m in members)
 
+    # --- the script cache (EVALSHA), shared by every process on the store ---------------
+
+    @abstractmethod
+    def script_get(self, sha: bytes) -> bytes | None:
+        """The body of a cached script by its lower-case hex SHA1."""
+
+    @abstractmethod
+    def script_put(self, sha: bytes, body: bytes) -> None: ...
+
+    @abstractmethod
+    def script_flush(self) -> None: ...
+
 
 def _window(items: list[Member], offset: int, limit: int) -> list[Member]:
     if offset < 0:

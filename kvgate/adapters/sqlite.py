@@ -1,0 +1,277 @@
+"""SQLite backend (``sqlite:///path/to/file.db``): kvgate's engine over a local file.
+
+Threads, so that the event loop never waits on SQLite's locks:
+
+* **one writer thread** owns the write connection.  It takes every write job queued since
+  its last round, runs them in one ``BEGIN IMMEDIATE`` transaction (each job inside its
+  own savepoint) and commits once: a group commit.  A job's reply is sent only after the
+  commit, so an acknowledged write is in the WAL and survives a crash of the process.
+* **reads** run on the event loop on a read-only connection (WAL readers never wait for
+  the writer, and a point read costs less than a hop to another thread).
+
+Several kvgate processes may share one file: ``BEGIN IMMEDIATE`` serializes writers
+across processes (waiting up to ``busy_timeout``), and every unit reads what committed
+before it.  Expired keys are invisible to reads and deleted by writes that meet them and
+by a sweeper every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from kvgate.adapters.base import Backend, Health
+from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
+from kvgate.commands import default_table
+from kvgate.engine import Engine
+from kvgate.errors import BackendOverloaded, BackendUnavailable, BadRequest, StartupError
+from kvgate.protocol import Args, Reply
+
+log = logging.getLogger("kvgate.sqlite")
+
+#: Write jobs committed together, at most.
+MAX_GROUP = 256
+SWEEP_INTERVAL = 1.0
+SWEEP_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class SqliteOptions:
+    busy_timeout_ms: int = 5000
+    max_inflight: int = 10_000
+    synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost per commit
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` -> (path, query options)."""
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ValueError(
+            "a sqlite URL has no host: sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path or path == ":memory:":
+        raise ValueError("a sqlite URL needs a file path: sqlite:///kvgate.db")
+    return path, dict(parse_qsl(parts.query))
+
+
+class _Job:
+    """Work for the writer thread: ``run`` gets the unit and returns the replies."""
+
+    __slots__ = ("future", "loop", "run")
+
+    def __init__(self, run: Callable[[SqliteTxn], list[Reply]], loop: asyncio.AbstractEventLoop) -> None:
+        self.run = run
+        self.loop = loop
+        self.future: asyncio.Future[list[Reply]] = loop.create_future()
+
+    def finish(self, replies: list[Reply] | None, error: BaseException | None) -> None:
+        self.loop.call_soon_threadsafe(_settle, self.future, replies, error)
+
+
+def _settle(
+    future: asyncio.Future[list[Reply]], replies: list[Reply] | None, error: BaseException | None
+) -> None:
+    if future.done():  # the request went away; the write happened all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(replies)  # type: ignore[arg-type]
+
+
+class SqliteBackend(Backend):
+    kind = "sqlite"
+    knows_shebang = True  # the engine's scripting reads "#!lua flags=..." as Redis 7.0 does
+
+    def __init__(self, url: str, options: SqliteOptions | None = None) -> None:
+        self.url = url
+        self.path, query = parse_url(url)
+        self.options = options or SqliteOptions(
+            busy_timeout_ms=int(query.get("busy_timeout_ms", 5000)),
+            synchronous=query.get("synchronous", "NORMAL").upper(),
+        )
+        if self.options.synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self.engine = Engine(self.kind)
+        table = default_table()
+        # Commands that only read run on the event loop; everything else (writes, scripts,
+        # SCRIPT LOAD...) goes to the writer thread.
+        self._reads = frozenset(
+            c.name.encode() for c in table if "readonly" in c.flags or c.name in ("ping", "echo", "time")
+        )
+        self._store: SqliteStore | None = None
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._inflight = 0
+        self._last_error = ""
+        self.commits = 0
+        self.grouped = 0
+
+    def supports(self, name: str) -> bool:
+        return self.engine.supports(name)
+
+    # -- lifecycle
+    def preflight(self) -> None:
+        """Open the file once (creating the schema) and close it: fails with one line."""
+        self._open().close()
+
+    def _open(self) -> SqliteStore:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise StartupError(f"sqlite: cannot create {self.path}: directory {directory} does not exist")
+        try:
+            return SqliteStore(self.path, self.options.busy_timeout_ms)
+        except (sqlite3.Error, SchemaError, OSError) as exc:
+            raise StartupError(f"sqlite: cannot open {self.path}: {exc}") from None
+
+    async def start(self) -> None:
+        self._store = await asyncio.to_thread(self._open)
+        if self.options.synchronous == "FULL":
+            self._store.writer.execute("PRAGMA synchronous = FULL")
+        self._writer = threading.Thread(target=self._write_loop, name="kvgate-sqlite-writer", daemon=True)
+        self._writer.start()
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def health(self) -> Health:
+        alive = self._writer is not None and self._writer.is_alive()
+        return Health(
+            ok=alive,
+            detail=self.path if alive else f"writer stopped {self._last_error}".strip(),
+            gauges={"inflight": self._inflight, "commits": self.commits, "grouped_jobs": self.grouped},
+        )
+
+    def pubsub(self) -> Any:
+        raise BadRequest("ERR subscribe is not supported by the sqlite backend")
+
+    # -- commands
+    def _is_write(self, args: Args) -> bool:
+        return args[0].lower() not in self._reads
+
+    async def execute(self, commands: list[Args]) -> list[Reply]:
+        if any(self._is_write(c) for c in commands):
+            return await self._submit(commands)
+        return self._read(commands)
+
+    async def transaction(self, commands: list[Args]) -> list[Reply]:
+        # a job runs inside one savepoint: the commands apply together or not at all
+        return await self.execute(commands)
+
+    def _read(self, commands: list[Args]) -> list[Reply]:
+        store = self._require_store()
+        try:
+            with store.unit(False) as t:
+                return [self.engine.execute(t, c) for c in commands]
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"ERR sqlite read failed: {exc}") from None
+
+    def _require_store(self) -> SqliteStore:
+        if self._store is None or self._writer is None:
+            raise BackendUnavailable("ERR backend unavailable (closed)")
+        return self._store
+
+    async def _submit(self, commands: list[Args]) -> list[Reply]:
+        self._require_store()
+        if self._inflight >= self.options.max_inflight:
+            raise BackendOverloaded("ERR too many commands waiting for the sqlite writer; retry later")
+        engine = self.engine
+        self._inflight += 1
+        try:
+            return await self._write(lambda t: [engine.execute(t, c) for c in commands])
+        finally:
+            self._inflight -= 1
+
+    def _write(self, run: Callable[[SqliteTxn], list[Reply]]) -> asyncio.Future[list[Reply]]:
+        job = _Job(run, asyncio.get_running_loop())
+        self._queue.put(job)
+        return job.future
+
+    # -- the writer thread
+    def _write_loop(self) -> None:
+        assert self._store is not None
+        conn = self._store.writer
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group: list[_Job] = [first]
+            stop = False
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            self._run_group(conn, group)
+            if stop:
+                return
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+        results: list[tuple[_Job, list[Reply] | None, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._last_error = str(exc)
+            error = BackendUnavailable(f"ERR sqlite is busy or unavailable ({exc}); retry later")
+            for job in group:
+                job.finish(None, error)
+            return
+        for job in group:
+            conn.execute("SAVEPOINT job")
+            try:
+                replies = job.run(SqliteTxn(conn, now_ms(), writable=True))
+                conn.execute("RELEASE job")
+                results.append((job, replies, None))
+            except Exception as exc:  # a store failure or a bug: this job applies nothing
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                log.exception("sqlite write job failed")
+                results.append((job, None, BackendUnavailable(f"ERR sqlite write failed: {exc}")))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._last_error = str(exc)
+            error = BackendUnavailable(f"ERR sqlite commit failed ({exc}); the writes were not applied")
+            results = [(job, None, error) for job, _, _ in results]
+        self.commits += 1
+        self.grouped += len(group)
+        for job, replies, error in results:
+            job.finish(replies, error)
+
+    # -- expiry
+    async def _sweep_forever(self) -> None:
+        while self._writer is not None:
+            try:
+                (swept,) = await self._write(lambda t: [t.sweep(SWEEP_BATCH)])
+            except BackendUnavailable:
+                swept = 0
+            if swept != SWEEP_BATCH:  # a full batch: more may be waiting, go again at once
+                await asyncio.sleep(SWEEP_INTERVAL)
