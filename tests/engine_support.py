@@ -65,7 +65,8 @@ class EngineClient:
             command = self.table.lookup(cmd)
         except ReplyError as exc:
             return exc
-        with self.units("write" in command.flags) as t:
+        # as the SQLite backend routes: only commands flagged readonly run on a read unit
+        with self.units("readonly" not in command.flags) as t:
             return self.engine.execute(t, cmd)
 
 

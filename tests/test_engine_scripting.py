@@ -20,26 +20,13 @@ import pytest
 
 from kvgate.engine import scripting
 from kvgate.errors import ReplyError
-from kvgate.protocol import Reply
-from tests.engine_support import Arg, EngineClient, Oracle, assert_same, comparable, encode, sqlite_client
-
-
-class ScriptClient(EngineClient):
-    """Commands that are not read-only run on writing units, as on the SQLite backend."""
-
-    def __call__(self, *args: Arg) -> Reply:
-        cmd = encode(args)
-        try:
-            command = self.table.lookup(cmd)
-        except ReplyError as exc:
-            return exc
-        with self.units("readonly" not in command.flags) as t:
-            return self.engine.execute(t, cmd)
+from tests.engine_support import Arg, EngineClient, Oracle, assert_same, comparable, sqlite_client
 
 
 @pytest.fixture
-def kv(engine: EngineClient) -> ScriptClient:
-    return ScriptClient(engine.units, engine.name)
+def kv(engine: EngineClient) -> EngineClient:
+    """EVAL and SCRIPT are not read-only: the client runs them on writing units."""
+    return engine
 
 
 def sha1(script: str) -> str:
@@ -53,7 +40,7 @@ def evals(*scripts: str) -> list[list[Arg]]:
 # --- values: Lua -> Redis --------------------------------------------------------------
 
 
-def test_return_values(oracle: Oracle, kv: ScriptClient) -> None:
+def test_return_values(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -134,7 +121,7 @@ def test_return_values(oracle: Oracle, kv: ScriptClient) -> None:
     )
 
 
-def test_keys_and_argv(oracle: Oracle, kv: ScriptClient) -> None:
+def test_keys_and_argv(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -163,7 +150,7 @@ def test_keys_and_argv(oracle: Oracle, kv: ScriptClient) -> None:
 # --- values: Redis -> Lua --------------------------------------------------------------
 
 
-def test_call_replies_seen_by_lua(oracle: Oracle, kv: ScriptClient) -> None:
+def test_call_replies_seen_by_lua(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -221,7 +208,7 @@ def test_call_replies_seen_by_lua(oracle: Oracle, kv: ScriptClient) -> None:
     )
 
 
-def test_arguments_to_redis(oracle: Oracle, kv: ScriptClient) -> None:
+def test_arguments_to_redis(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -262,7 +249,7 @@ def test_arguments_to_redis(oracle: Oracle, kv: ScriptClient) -> None:
 # --- errors --------------------------------------------------------------------------
 
 
-def test_script_errors(oracle: Oracle, kv: ScriptClient) -> None:
+def test_script_errors(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -354,7 +341,7 @@ def test_script_errors(oracle: Oracle, kv: ScriptClient) -> None:
     )
 
 
-def test_globals_are_protected(oracle: Oracle, kv: ScriptClient) -> None:
+def test_globals_are_protected(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -435,7 +422,7 @@ def test_globals_are_protected(oracle: Oracle, kv: ScriptClient) -> None:
 # --- read-only scripts and shebangs ------------------------------------------------------
 
 
-def test_read_only_scripts(oracle: Oracle, kv: ScriptClient) -> None:
+def test_read_only_scripts(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -473,7 +460,7 @@ def test_read_only_scripts(oracle: Oracle, kv: ScriptClient) -> None:
     )
 
 
-def test_shebangs(oracle: Oracle, kv: ScriptClient) -> None:
+def test_shebangs(oracle: Oracle, kv: EngineClient) -> None:
     bodies = [
         "#!lua\nreturn 1",
         "#!lua",
@@ -508,7 +495,7 @@ def test_shebangs(oracle: Oracle, kv: ScriptClient) -> None:
 # --- the script cache ----------------------------------------------------------------------
 
 
-def test_evalsha_and_script_cache(oracle: Oracle, kv: ScriptClient) -> None:
+def test_evalsha_and_script_cache(oracle: Oracle, kv: EngineClient) -> None:
     counter = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
     cached = "return 'cached by eval'"
     ro = "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])"
@@ -567,7 +554,7 @@ def test_evalsha_and_script_cache(oracle: Oracle, kv: ScriptClient) -> None:
     )
 
 
-def test_eval_ro_caches_its_script(oracle: Oracle, kv: ScriptClient) -> None:
+def test_eval_ro_caches_its_script(oracle: Oracle, kv: EngineClient) -> None:
     script = "return 'from eval_ro'"
     assert_same(
         oracle,
@@ -587,7 +574,7 @@ def test_eval_ro_caches_its_script(oracle: Oracle, kv: ScriptClient) -> None:
 # --- redis.* helpers ---------------------------------------------------------------------
 
 
-def test_redis_helpers(oracle: Oracle, kv: ScriptClient) -> None:
+def test_redis_helpers(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -746,7 +733,7 @@ def ttl_between(key: str, low: int, high: int) -> list[Arg]:
     return ["EVAL", check, 1, key, low, high]
 
 
-def test_rate_limit_scripts(oracle: Oracle, kv: ScriptClient) -> None:
+def test_rate_limit_scripts(oracle: Oracle, kv: EngineClient) -> None:
     now = 1_700_000_000_000
     commands: list[list[Arg]] = [["SCRIPT", "FLUSH"]]
     for _ in range(4):
@@ -779,7 +766,7 @@ def test_rate_limit_scripts(oracle: Oracle, kv: ScriptClient) -> None:
     assert_same(oracle, kv, commands)
 
 
-def test_scripts_see_expiry_and_their_own_writes(oracle: Oracle, kv: ScriptClient) -> None:
+def test_scripts_see_expiry_and_their_own_writes(oracle: Oracle, kv: EngineClient) -> None:
     assert_same(
         oracle,
         kv,
@@ -811,7 +798,7 @@ def test_scripts_see_expiry_and_their_own_writes(oracle: Oracle, kv: ScriptClien
     )
 
 
-def test_scan_in_a_script(oracle: Oracle, kv: ScriptClient) -> None:
+def test_scan_in_a_script(oracle: Oracle, kv: EngineClient) -> None:
     script = """
     local found, cursor = {}, '0'
     repeat
@@ -857,7 +844,7 @@ ENDLESS = [
 
 
 @pytest.mark.parametrize("script", ENDLESS)
-def test_endless_scripts_time_out(kv: ScriptClient, limits: scripting.Limits, script: str) -> None:
+def test_endless_scripts_time_out(kv: EngineClient, limits: scripting.Limits, script: str) -> None:
     scripting.configure(time_limit_ms=100)
     started = time.monotonic()
     reply = kv("EVAL", script, 0)
@@ -869,14 +856,14 @@ def test_endless_scripts_time_out(kv: ScriptClient, limits: scripting.Limits, sc
     assert kv("EVAL", "return 'still works'", 0) == b"still works"
 
 
-def test_timed_out_script_keeps_its_writes(kv: ScriptClient, limits: scripting.Limits) -> None:
+def test_timed_out_script_keeps_its_writes(kv: EngineClient, limits: scripting.Limits) -> None:
     scripting.configure(time_limit_ms=100)
     reply = kv("EVAL", "redis.call('set', 'before', 'yes') while true do end", 0)
     assert isinstance(reply, ReplyError)
     assert kv("GET", "before") == b"yes"
 
 
-def test_memory_limit(kv: ScriptClient, limits: scripting.Limits) -> None:
+def test_memory_limit(kv: EngineClient, limits: scripting.Limits) -> None:
     scripting.configure(memory_limit=16 * 1024 * 1024)
     error = ("error", "ERR script ran out of memory and was aborted (kvgate's script memory limit is 16 MiB)")
     assert comparable(kv("EVAL", "return string.rep('x', 64 * 1024 * 1024)", 0)) == error
@@ -906,7 +893,7 @@ SANDBOX_PROBES = [
 
 
 @pytest.mark.parametrize("probe", SANDBOX_PROBES)
-def test_sandbox(kv: ScriptClient, probe: str) -> None:
+def test_sandbox(kv: EngineClient, probe: str) -> None:
     reply = kv("EVAL", probe, 0)
     text = comparable(reply)
     assert not isinstance(reply, bytes) or b"python" not in reply.lower()
@@ -916,14 +903,14 @@ def test_sandbox(kv: ScriptClient, probe: str) -> None:
     )
 
 
-def test_no_python_or_os_from_lua(kv: ScriptClient) -> None:
+def test_no_python_or_os_from_lua(kv: EngineClient) -> None:
     assert isinstance(kv("EVAL", "return redis.call.__class__", 0), ReplyError)
     for name in ("python", "os", "io", "debug", "require", "package", "loadfile", "dofile", "print"):
         reply = comparable(kv("EVAL", f"return {name}", 0))
         assert reply[0] == "error" and f"nonexistent global variable '{name}'" in reply[1]
 
 
-def test_what_redis_would_crash_on(kv: ScriptClient) -> None:
+def test_what_redis_would_crash_on(kv: EngineClient) -> None:
     assert comparable(kv("EVAL", "error({})", 0)) == (
         "error",
         f"ERR Error running script {sha1('error({})')}, execution failure ",
@@ -936,7 +923,7 @@ def test_what_redis_would_crash_on(kv: ScriptClient) -> None:
     assert comparable(deep) == ("error", "ERR reached lua stack limit")
 
 
-def test_resp3_is_refused(kv: ScriptClient) -> None:
+def test_resp3_is_refused(kv: EngineClient) -> None:
     assert comparable(kv("EVAL", "redis.setresp(3)", 0)) == (
         "error",
         "ERR redis.setresp(3) is not supported: kvgate runs scripts in RESP2 only "
@@ -944,7 +931,7 @@ def test_resp3_is_refused(kv: ScriptClient) -> None:
     )
 
 
-def test_command_the_engine_lacks(kv: ScriptClient) -> None:
+def test_command_the_engine_lacks(kv: EngineClient) -> None:
     name = kv.name
     assert comparable(kv("EVAL", "return redis.pcall('publish', 'c', 'm')", 0)) == (
         "error",
@@ -958,8 +945,8 @@ def test_command_the_engine_lacks(kv: ScriptClient) -> None:
 
 def test_evalsha_across_processes(tmp_path: Path) -> None:
     """Two stores on one SQLite file stand for two kvgate processes."""
-    first = ScriptClient(sqlite_client(tmp_path / "shared.db").units, "sqlite")
-    second = ScriptClient(sqlite_client(tmp_path / "shared.db").units, "sqlite")
+    first = sqlite_client(tmp_path / "shared.db")
+    second = sqlite_client(tmp_path / "shared.db")
     assert first("SCRIPT", "FLUSH") == b"OK"
     script = "return redis.call('incr', KEYS[1])"
     assert comparable(second("EVALSHA", sha1(script), 1, "n")) == ("error", scripting.NOSCRIPT)

@@ -7,6 +7,7 @@ know how a store keeps data or runs a transaction.
 
 from __future__ import annotations
 
+from kvgate.commands import default_table
 from kvgate.engine import hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
 from kvgate.engine.errors import not_supported
 from kvgate.engine.registry import HANDLERS
@@ -15,6 +16,9 @@ from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 __all__ = ["Engine", "not_supported"]
+
+#: Commands with subcommands (SCRIPT, OBJECT...): their handlers are named "script|load".
+CONTAINERS = frozenset(c.name for c in default_table() if c.subcommands)
 
 
 class Engine:
@@ -35,7 +39,7 @@ class Engine:
         """One command's reply; errors come back as :class:`ReplyError` values."""
         name = args[0].lower().decode("utf-8", "replace")
         handler = HANDLERS.get(name)
-        if handler is None and len(args) > 1:  # a container command: SCRIPT LOAD...
+        if handler is None and len(args) > 1 and name in CONTAINERS:  # SCRIPT LOAD...
             name = f"{name}|{args[1].lower().decode('utf-8', 'replace')}"
             handler = HANDLERS.get(name)
         if handler is None:

@@ -36,9 +36,12 @@ Limits kvgate adds (Redis has ``lua-time-limit``/BUSY instead, and no memory lim
   even through ``pcall``.  Writes it made before stay applied, as for any script error.  The
   check runs every 100,000 Lua instructions and at each ``redis.call``; a single long C call
   (a huge ``string.rep``, a pathological pattern) is not interrupted.
-* memory: a runtime may allocate ``LIMITS.memory_limit`` bytes (default 256 MiB); a script
-  needing more fails with ``ERR script ran out of memory and was aborted (kvgate's script
-  memory limit is 256 MiB)`` unless it catches the error with ``pcall``.
+* memory: a script's Lua code may have ``LIMITS.memory_limit`` bytes (default 256 MiB, per
+  runtime, garbage not yet collected included); a script needing more fails with ``ERR
+  script ran out of memory and was aborted (kvgate's script memory limit is 256 MiB)``
+  unless it catches the error with ``pcall``.  The limit is lifted while Python runs (lupa's
+  API does not survive a failed allocation) and put back by the count hook; in between a
+  script may take :data:`PUSH_SLACK` (1 MiB) more.
 
 Change them with :func:`configure`.  Known differences from Redis 7.0:
 
@@ -50,6 +53,8 @@ Change them with :func:`configure`.  Known differences from Redis 7.0:
 * an error raised by a base-library wrapper (``pairs``, ``next``, ``rawget``, ``rawset``,
   ``setmetatable``, ``loadstring``, ``load``, ``xpcall``, ``type``, ``coroutine.*``) reached
   through a tail call (``return pairs(nil)``) has no line: ``on =(tail call):-1``;
+* inside a coroutine, an argument error of a ``redis.*`` helper or ``math.random`` names
+  the function ``'?'`` and the line of the code that resumed the coroutine;
 * ``getmetatable`` of a library table is ``false`` (Redis: nil); ``error({})`` (which crashes
   Redis 7.0.15) answers ``ERR Error running script <sha>, execution failure``; replies
   nested deeper than 200 tables end in ``ERR reached lua stack limit``;
@@ -280,7 +285,7 @@ INTERNAL_SOURCE = b"=kvgate"
 # Runs once per runtime, as chunk "=kvgate" (its frames are hidden from error locations).
 # Receives the Python callbacks; returns the functions Python calls.
 BOOTSTRAP = rb"""
-local py_call, py_pcall, py_unwrap, py_check, py_random, py_sha1, py_known, py_trampoline = ...
+local py_call, py_pcall, py_unwrap, py_check, py_random, py_sha1, py_known, py_trampoline, py_disarm = ...
 local INTERNAL = '=kvgate'
 
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
@@ -319,12 +324,14 @@ end
 -- The script's globals, for the script running now (loadstring gives them to its chunks).
 local current_env
 
--- Hook: aborts a script when Python says so (time limit, a failure of the store).
+-- The count hook: aborts a script when Python says so (time limit, a failure of the
+-- store), then fires on every instruction, raising until the script is gone, even through
+-- pcall.  Python also arms the memory limit again there (see LuaSandbox).
 local ABORT = {err = 'ERR script aborted'}
 local hook
 hook = function()
   if py_check() then
-    sethook(hook, '', 1)  -- keep raising until the script is gone, even through pcall
+    sethook(hook, '', 1)
     error(ABORT, 0)
   end
 end
@@ -701,6 +708,10 @@ local function err_handler(err)
   err = unwrap(err)
   local i, level = user_frame(3)
   if i and i.what == 'C' then i = user_frame(level + 1) end
+  if type(err) == 'string' and i and i.currentline > 0 then
+    -- raised while kvgate's own code ran (the hook, at the stack's limit): the script's line
+    err = gsub(err, '^kvgate:%d+: ', function() return i.short_src .. ':' .. i.currentline .. ': ' end)
+  end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
   if i then
     rawset(err, 'source', i.source)
@@ -745,23 +756,11 @@ end
 -- Python API -------------------------------------------------------------------------
 
 local api = {}
-
+api.keep = 'debug'  -- lupa looks this global up on every call: the string must exist
 function api.compile(body)
   if byte(body, 1) == 27 then body = ' ' .. body end
   local f, err = raw_loadstring(body, '@user_script')
   return f, err
-end
-
-function api.prepare(f, keys, argv)
-  local env = new_env(keys, argv)
-  setfenv(f, env)
-  current_env = env
-  sethook(hook, '', COUNT)
-  return f, err_handler
-end
-
-function api.abort()
-  sethook(hook, '', 1)
 end
 
 function api.idle()
@@ -871,6 +870,25 @@ function api.encode(v)
   return concat(buf)
 end
 
+-- Runs a script; answers only strings, numbers and booleans (Python must get no table: the
+-- memory limit is armed while the script runs).  true, type, value (a table encoded), or
+-- false, error_info(...).
+function api.run(f, keys, argv)
+  local env = new_env(keys, argv)
+  setfenv(f, env)
+  current_env = env
+  sethook(hook, '', COUNT)
+  local ok, res = xpcall(f, err_handler)
+  py_disarm()
+  current_env = nil
+  sethook(hook, '', COUNT)
+  local t = type(res)
+  if not ok then return false, api.error_info(res) end
+  if t == 'table' then return true, t, api.encode(res) end
+  if t == 'string' or t == 'number' or t == 'boolean' then return true, t, res end
+  return true, t, nil
+end
+
 return api
 """
 
@@ -893,9 +911,11 @@ class _Run:
     failure: Exception | None = None
     out_of_memory: bool = False
 
-    @property
-    def aborting(self) -> bool:
-        return self.timed_out or self.failure is not None or self.out_of_memory
+    def expired(self) -> bool:
+        """Whether the script must stop (checked at each hook and each redis.call)."""
+        if not self.timed_out and time.monotonic() > self.deadline:
+            self.timed_out = True
+        return self.timed_out or self.failure is not None
 
 
 class _Raise(Exception):
@@ -923,18 +943,31 @@ def lua_arg(value: Any) -> bytes | None:
 
 
 class _Builtin:
-    """A Python function as Lua sees it: a C function (``tostring`` shows no Python)."""
+    """A Python function as Lua sees it: a C function (``tostring`` shows no Python).  Every
+    way into Python runs inside :meth:`LuaSandbox.callback`."""
 
-    __slots__ = ("function",)
+    __slots__ = ("box", "function")
 
-    def __init__(self, function: Callable[..., Any]) -> None:
+    def __init__(self, box: LuaSandbox, function: Callable[..., Any]) -> None:
+        self.box = box
         self.function = function
 
     def __call__(self, *args: Any) -> Any:
-        return self.function(*args)
+        box = self.box
+        box.enter()
+        result = None
+        try:
+            result = self.function(*args)
+            return result
+        finally:
+            box.leave(result)
 
     def __str__(self) -> str:
-        return f"function: 0x{id(self):012x}"
+        box = self.box
+        box.enter()
+        result = f"function: 0x{id(self):012x}"
+        box.leave(result)
+        return result
 
 
 class _Trampoline(_Builtin):
@@ -944,23 +977,30 @@ class _Trampoline(_Builtin):
     __slots__ = ()
 
     def __call__(self, *args: Any) -> Any:
+        box = self.box
+        box.enter()
+        results: tuple[Any, ...] = ()
         try:
-            result = self.function(*args)
-        except lua51.LuaError as exc:  # the hook aborted the script, or memory ran out
-            raise _Raise(str(exc).encode()) from None
-        if not isinstance(result, tuple):
-            result = (result,)
-        if not result[0]:
-            raise _Raise(result[1] if len(result) > 1 else None)
-        return result[1:]
+            try:
+                outcome = self.function(*args)
+            except lua51.LuaError as exc:  # the hook aborted the script
+                raise _Raise(str(exc).encode()) from None
+            if not isinstance(outcome, tuple):
+                outcome = (outcome,)
+            if not outcome[0]:
+                raise _Raise(outcome[1] if len(outcome) > 1 else None)
+            results = outcome[1:]
+            return results
+        finally:
+            box.leave(results)
 
 
 @dataclass
 class _Callbacks:
-    """Python functions Lua calls.  Only ``call``/``pcall`` raise into Lua, and only
+    """What Lua calls in Python.  Only ``call``/``pcall`` raise into Lua, and only
     :class:`_Raise`."""
 
-    sandbox: LuaSandbox
+    box: LuaSandbox
     rng: random.Random = field(default_factory=random.Random)
 
     def call(self, *args: Any) -> Any:
@@ -977,7 +1017,7 @@ class _Callbacks:
 
     def _command(self, args: tuple[Any, ...]) -> tuple[int, Any]:
         """(0, value), (1, error table) or (2, abort: the script must stop)."""
-        box = self.sandbox
+        box = self.box
         run = box.run
         if run is None:
             return 1, box.error_table(b"ERR redis.call/pcall can only be called inside a script invocation")
@@ -986,27 +1026,30 @@ class _Callbacks:
         argv = [lua_arg(a) for a in args]
         if None in argv:
             return 1, box.error_table(b"ERR " + BAD_ARG.encode())
-        try:
-            if not self.check():
+        if not run.expired():
+            try:
                 return box.call(run, argv)  # type: ignore[arg-type]
-        except lua51.LuaMemoryError:
-            run.out_of_memory = True
-        except Exception as exc:  # a store failure: abort the script, re-raised after it
-            run.failure = exc
-        box.api.abort()
+            except Exception as exc:  # a store failure: abort the script, re-raised after it
+                run.failure = exc
         return 2, box.error_table(b"ERR script aborted")
 
-    @staticmethod
-    def unwrap(error: Any) -> Any:
+    def unwrap(self, error: Any) -> Any:
         return error.value if isinstance(error, _Raise) else error
 
     def check(self) -> bool:
-        run = self.sandbox.run
-        if run is None:
+        """The count hook: True aborts the script.  Outside other calls into Python, it
+        puts the memory limit back where it belongs (lupa pushes a boolean without
+        allocating)."""
+        box = self.box
+        run = box.run
+        if run is None or not box.armed:
             return False
-        if not run.aborting and time.monotonic() > run.deadline:
-            run.timed_out = True
-        return run.aborting
+        if box.inside == 0:
+            box.set_limit(LIMITS.memory_limit)
+        return run.expired()
+
+    def disarm(self) -> None:
+        self.box.armed = False
 
     def random(self, seed: int | None = None) -> float | None:
         if seed is not None:
@@ -1023,43 +1066,76 @@ class _Callbacks:
         return resolve(argv) is not None
 
 
-def _deny_attributes(obj: object, name: object, is_setting: bool) -> str:
-    raise AttributeError("Python attributes are not reachable from scripts")
-
-
 class LuaSandbox:
-    """One Lua 5.1 runtime and its compiled scripts."""
+    """One Lua 5.1 runtime and its compiled scripts.
+
+    The memory limit applies to a script's Lua code only: lupa's own API calls (building
+    tables, pushing strings) do not survive an allocation failure.  A call into Python
+    lifts it (:meth:`enter`); returning, it allows what lupa must push plus
+    :data:`PUSH_SLACK` (:meth:`leave`), and the count hook puts the limit back.
+    """
 
     def __init__(self) -> None:
-        self.memory_limit = LIMITS.memory_limit
         self.lua = lua51.LuaRuntime(
             encoding=None,
             register_eval=False,
             register_builtins=False,
             unpack_returned_tuples=True,
-            attribute_filter=_deny_attributes,
-            max_memory=self.memory_limit,
+            attribute_filter=self._deny_attributes,
+            max_memory=0,  # counted, not limited: see limit()
         )
         self.run: _Run | None = None
+        self.armed = False  # a script runs: the hook may arm the memory limit
+        self.inside = 0  # depth of calls into Python
+        self._limit: int | None = None
         self.scripts: OrderedDict[str, Script] = OrderedDict()
         callbacks = _Callbacks(self)
         loader = self.lua.eval("function(src, name) return assert(loadstring(src, name)) end")
         self.api = loader(BOOTSTRAP, INTERNAL_SOURCE)(
-            _Builtin(callbacks.call),
-            _Builtin(callbacks.pcall),
-            callbacks.unwrap,
+            _Builtin(self, callbacks.call),
+            _Builtin(self, callbacks.pcall),
+            _Builtin(self, callbacks.unwrap),
             callbacks.check,
             callbacks.random,
             callbacks.sha1,
             callbacks.known,
-            _Trampoline,
+            lambda helper: _Trampoline(self, helper),
+            _Builtin(self, callbacks.disarm),
         )
-        self._xpcall = self.lua.eval("xpcall")
         # Nothing outside the bootstrap's closures may reach Python or the OS.
         self.lua.execute(
             "python = nil; io = nil; os = nil; debug = nil; require = nil; package = nil; "
             "module = nil; dofile = nil; loadfile = nil; print = nil"
         )
+
+    def _deny_attributes(self, obj: object, name: object, is_setting: bool) -> str:
+        self.enter()
+        try:
+            raise AttributeError("Python attributes are not reachable from scripts")
+        finally:
+            self.leave(None)
+
+    # --- memory -------------------------------------------------------------------
+
+    def set_limit(self, limit: int | None) -> None:
+        """Let Lua allocate ``limit`` bytes (beyond the runtime's own); None: no limit."""
+        if not LIMITS.memory_limit:
+            limit = None
+        if limit != self._limit:
+            self.lua.set_max_memory(limit or 0)
+            self._limit = limit
+
+    def enter(self) -> None:
+        """A call from Lua into Python starts: Python works without a memory limit."""
+        self.inside += 1
+        self.set_limit(None)
+
+    def leave(self, result: Any) -> None:
+        """It ends: lupa must still push ``result`` (strings allocate)."""
+        self.inside -= 1
+        if self.inside == 0 and self.armed:
+            need = self.lua.get_memory_used() + _push_size(result) + PUSH_SLACK
+            self.set_limit(max(LIMITS.memory_limit, need))
 
     # --- compiling ----------------------------------------------------------------
 
@@ -1084,23 +1160,17 @@ class LuaSandbox:
     def execute(
         self, script: Script, t: Txn, keys: Sequence[bytes], argv: Sequence[bytes], ro: bool
     ) -> Reply:
-        if self.memory_limit != LIMITS.memory_limit:
-            self.memory_limit = LIMITS.memory_limit
-            self.lua.set_max_memory(self.memory_limit)
         run = _Run(t, ro or script.shebang.no_writes, time.monotonic() + LIMITS.time_limit_ms / 1000)
-        self.run = run
+        keys_table, argv_table = self.lua.table_from(list(keys)), self.lua.table_from(list(argv))
+        self.run, self.armed = run, True
+        self.set_limit(LIMITS.memory_limit)
         try:
-            function, handler = self.api.prepare(
-                script.function, self.lua.table_from(list(keys)), self.lua.table_from(list(argv))
-            )
-            outcome = self._xpcall(function, handler)
-            if not isinstance(outcome, tuple):  # lupa returns a lone result as itself
-                outcome = (outcome,)
-        except lua51.LuaMemoryError:
-            run.out_of_memory = True
-            outcome = (False, None)
+            outcome = self.api.run(script.function, keys_table, argv_table)
+        except lua51.LuaError as exc:  # aborted outside the script's own xpcall
+            outcome = (False, False, str(exc).encode())
         finally:
-            self.run = None
+            self.run, self.armed = None, False
+            self.set_limit(None)
         try:
             return self._reply(run, script.sha, outcome)
         finally:
@@ -1114,54 +1184,24 @@ class LuaSandbox:
                 f"ERR script timed out after {LIMITS.time_limit_ms} ms and was aborted "
                 "(kvgate's script time limit)"
             )
-        ok, value = outcome[0], outcome[1] if len(outcome) > 1 else None
-        if not ok and (run.out_of_memory or value == b"not enough memory"):
+        if outcome[0]:
+            return to_reply(outcome[1], outcome[2])
+        is_table, msg, source, line = (*outcome[1:], None, None, None)[:4]
+        if not is_table and msg == b"not enough memory":
             run.out_of_memory = True
             return ReplyError(
                 "ERR script ran out of memory and was aborted "
                 f"(kvgate's script memory limit is {_size(LIMITS.memory_limit)})"
             )
-        if not ok:
-            return self._script_error(sha, value)
-        return self.to_reply(value)
+        return script_error(sha, is_table, msg, source, line)
 
     def _settle(self, run: _Run) -> None:
-        """After an abort the hook fires on every instruction: back to normal; after a
-        memory failure collect the garbage (Lua 5.1 has no emergency collection)."""
-        if run.aborting:
+        """After an abort the hook fires on every instruction: back to normal.  Lua 5.1 has
+        no emergency collection: collect the garbage of a big script now."""
+        if run.timed_out or run.failure is not None:
             self.api.idle()
-        if run.out_of_memory or self.lua.get_memory_used() > self.memory_limit // 2:
-            self.lua.set_max_memory(0)
+        if run.out_of_memory or self.lua.get_memory_used() > LIMITS.memory_limit // 2:
             self.lua.gccollect()
-            self.lua.set_max_memory(self.memory_limit)
-
-    def _script_error(self, sha: str, error: Any) -> ReplyError:
-        """``luaCallFunction``'s error reply."""
-        is_table, msg, *where = self.api.error_info(error)
-        if not is_table:
-            text = _text(msg)[:100] if msg is not None else "execution failure"
-            return ReplyError(_one_line(f"ERR Error running script {sha}, {text} "))
-        if msg is None:  # error({}): Redis 7.0 crashes here
-            return ReplyError(f"ERR Error running script {sha}, execution failure ")
-        text = _text(msg)
-        source, line = where
-        if source is not None and line is not None:
-            text += f" script: {sha}, on {_text(source)}:{_text(line)}."
-        return ReplyError(_one_line(text))
-
-    def to_reply(self, value: Any) -> Reply:
-        """A script's return value as a reply (``luaReplyToRedisReply``)."""
-        if isinstance(value, bytes):
-            return value
-        if value is True:
-            return 1
-        if value is None or value is False:
-            return None
-        if isinstance(value, (int, float)):
-            return lua_number_to_int(value)
-        if lua51.lua_type(value) == "table":
-            return decode(self.api.encode(value))
-        return None  # functions, coroutines, userdata
 
     # --- redis.call -----------------------------------------------------------------
 
@@ -1200,6 +1240,47 @@ class LuaSandbox:
         return self.lua.table_from(
             {b"err": lua_error_text(text.encode()), b"ignore_error_stats_update": True}
         )
+
+
+def to_reply(kind: bytes, value: Any) -> Reply:
+    """A script's return value as a reply (``luaReplyToRedisReply``)."""
+    if kind == b"table":
+        return decode(value)
+    if kind == b"string":
+        return value  # type: ignore[no-any-return]
+    if kind == b"number":
+        return lua_number_to_int(value)
+    if kind == b"boolean":
+        return 1 if value else None
+    return None  # nil, functions, coroutines, userdata
+
+
+def script_error(
+    sha: str, is_table: bool, msg: bytes | None, source: bytes | None, line: bytes | None
+) -> ReplyError:
+    """``luaCallFunction``'s error reply."""
+    if not is_table:
+        text = _text(msg)[:100] if msg is not None else "execution failure"
+        return ReplyError(_one_line(f"ERR Error running script {sha}, {text} "))
+    if msg is None:  # error({}): Redis 7.0 crashes here
+        return ReplyError(f"ERR Error running script {sha}, execution failure ")
+    text = _text(msg)
+    if source is not None and line is not None:
+        text += f" script: {sha}, on {_text(source)}:{_text(line)}."
+    return ReplyError(_one_line(text))
+
+
+#: Bytes a script may allocate beyond the memory limit between a call into Python and the
+#: next count hook (lupa's pushes, a stack growing).
+PUSH_SLACK = 1024 * 1024
+
+
+def _push_size(result: Any) -> int:
+    if isinstance(result, (bytes, str)):
+        return len(result) + 64
+    if isinstance(result, tuple):
+        return sum(_push_size(r) for r in result)
+    return 0
 
 
 def _one_line(text: str) -> str:
