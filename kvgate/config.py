@@ -132,7 +132,7 @@ class DatabaseConfig:
         if self.backend.startswith("fakeredis"):
             return {}
         if self.backend.startswith("sqlite"):
-            return {"max_inflight": self.max_inflight}
+            return {"max_inflight": self.max_inflight, "timeout": self.timeout}
         return {
             "connections": self.pool_size,
             "max_inflight": self.max_inflight,

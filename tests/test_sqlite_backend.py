@@ -215,3 +215,25 @@ async def test_subscribe_is_a_clear_error(sqlite_api: Api) -> None:
     assert (status, body) == (400, {"error": "ERR subscribe is not supported by the sqlite backend"})
     status, body = await sqlite_api.cmd("PUBLISH", "chat", "hi")
     assert (status, body) == (400, {"error": "ERR command 'publish' is not supported by the sqlite backend"})
+
+
+async def test_a_writer_slower_than_the_timeout_answers_504(
+    gateway_client: GatewayClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "slow.db"
+    api = Api(await gateway_client(make_config(sqlite_url(path, busy_timeout_ms=3000), timeout=0.3)))
+    assert await api.result("SET", "k", "before") == "OK"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        status, body = await api.cmd("SET", "k", "late")
+        assert status == 504, body
+        assert body["error"].startswith("ERR the sqlite writer did not answer within 0.3s")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # the write was queued, not lost: it applies once the lock is free, as the error said
+    deadline = time.monotonic() + 5
+    while await api.result("GET", "k") != "late":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)

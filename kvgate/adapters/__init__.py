@@ -30,6 +30,7 @@ def _sqlite(url: str, **options: object) -> Backend:
             busy_timeout_ms=int(query.get("busy_timeout_ms", 5000)),
             synchronous=query.get("synchronous", "NORMAL").upper(),
             max_inflight=int(options.get("max_inflight", 10_000)),  # type: ignore[call-overload]
+            timeout=float(options.get("timeout", 10.0)),  # type: ignore[arg-type]
         ),
     )
 

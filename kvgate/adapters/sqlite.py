@@ -33,7 +33,7 @@ from kvgate.adapters.base import Backend, Health
 from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
 from kvgate.commands import default_table
 from kvgate.engine import Engine
-from kvgate.errors import BackendOverloaded, BackendUnavailable, BadRequest, StartupError
+from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, BadRequest, StartupError
 from kvgate.protocol import Args, Reply
 
 log = logging.getLogger("kvgate.sqlite")
@@ -48,6 +48,7 @@ SWEEP_BATCH = 1000
 class SqliteOptions:
     busy_timeout_ms: int = 5000
     max_inflight: int = 10_000
+    timeout: float = 10.0  # seconds a request waits for the writer before a 504
     synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost per commit
 
 
@@ -200,7 +201,14 @@ class SqliteBackend(Backend):
         engine = self.engine
         self._inflight += 1
         try:
-            return await self._write(lambda t: [engine.execute(t, c) for c in commands])
+            future = self._write(lambda t: [engine.execute(t, c) for c in commands])
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), self.options.timeout)
+            except TimeoutError:
+                raise BackendTimeout(
+                    f"ERR the sqlite writer did not answer within {self.options.timeout:g}s; "
+                    "the command may still be applied"
+                ) from None
         finally:
             self._inflight -= 1
 
@@ -228,7 +236,17 @@ class SqliteBackend(Backend):
                     stop = True
                     break
                 group.append(nxt)
-            self._run_group(conn, group)
+            try:
+                self._run_group(conn, group)
+            except Exception as exc:  # the file itself failed (I/O error...): answer, go on
+                log.exception("sqlite writer: a group of %d jobs failed", len(group))
+                self._last_error = str(exc)
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                error = BackendUnavailable(f"ERR sqlite write failed ({exc}); the writes were not applied")
+                for job in group:
+                    job.finish(None, error)  # a job answered already keeps its first answer
             if stop:
                 return
 
