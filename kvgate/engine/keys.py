@@ -7,6 +7,8 @@ them first), and nothing is written before every check has passed.
 
 from __future__ import annotations
 
+from functools import partial
+
 from kvgate.engine.glob import glob_match
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, parse_int
 from kvgate.engine.registry import OK, SYNTAX_ERROR, command
@@ -120,24 +122,14 @@ def _expire(t: Txn, args: Args, relative: bool, seconds: bool) -> Reply:
     return 1
 
 
-@command("expire")
-def expire(t: Txn, args: Args) -> Reply:
-    return _expire(t, args, relative=True, seconds=True)
-
-
-@command("pexpire")
-def pexpire(t: Txn, args: Args) -> Reply:
-    return _expire(t, args, relative=True, seconds=False)
-
-
-@command("expireat")
-def expireat(t: Txn, args: Args) -> Reply:
-    return _expire(t, args, relative=False, seconds=True)
-
-
-@command("pexpireat")
-def pexpireat(t: Txn, args: Args) -> Reply:
-    return _expire(t, args, relative=False, seconds=False)
+# EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: one implementation, read four ways.
+for _name, _relative, _seconds in (
+    ("expire", True, True),
+    ("pexpire", True, False),
+    ("expireat", False, True),
+    ("pexpireat", False, False),
+):
+    command(_name)(partial(_expire, relative=_relative, seconds=_seconds))
 
 
 def _ttl(t: Txn, args: Args, absolute: bool, ms: bool) -> Reply:
@@ -151,24 +143,14 @@ def _ttl(t: Txn, args: Args, absolute: bool, ms: bool) -> Reply:
     return ttl if ms else (ttl + 500) // 1000
 
 
-@command("ttl")
-def ttl(t: Txn, args: Args) -> Reply:
-    return _ttl(t, args, absolute=False, ms=False)
-
-
-@command("pttl")
-def pttl(t: Txn, args: Args) -> Reply:
-    return _ttl(t, args, absolute=False, ms=True)
-
-
-@command("expiretime")
-def expiretime(t: Txn, args: Args) -> Reply:
-    return _ttl(t, args, absolute=True, ms=False)
-
-
-@command("pexpiretime")
-def pexpiretime(t: Txn, args: Args) -> Reply:
-    return _ttl(t, args, absolute=True, ms=True)
+# TTL, PTTL, EXPIRETIME, PEXPIRETIME.
+for _name, _absolute, _ms in (
+    ("ttl", False, False),
+    ("pttl", False, True),
+    ("expiretime", True, False),
+    ("pexpiretime", True, True),
+):
+    command(_name)(partial(_ttl, absolute=_absolute, ms=_ms))
 
 
 @command("persist")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from functools import partial
 
 from kvgate.engine.numbers import parse_int
 from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, typed
@@ -179,24 +180,14 @@ def _push_command(t: Txn, args: Args, head: bool, only_existing: bool) -> int:
     return t.count(key)
 
 
-@command("lpush")
-def lpush(t: Txn, args: Args) -> Reply:
-    return _push_command(t, args, head=True, only_existing=False)
-
-
-@command("rpush")
-def rpush(t: Txn, args: Args) -> Reply:
-    return _push_command(t, args, head=False, only_existing=False)
-
-
-@command("lpushx")
-def lpushx(t: Txn, args: Args) -> Reply:
-    return _push_command(t, args, head=True, only_existing=True)
-
-
-@command("rpushx")
-def rpushx(t: Txn, args: Args) -> Reply:
-    return _push_command(t, args, head=False, only_existing=True)
+# LPUSH, RPUSH, LPUSHX, RPUSHX.
+for _name, _head, _only_existing in (
+    ("lpush", True, False),
+    ("rpush", False, False),
+    ("lpushx", True, True),
+    ("rpushx", False, True),
+):
+    command(_name)(partial(_push_command, head=_head, only_existing=_only_existing))
 
 
 @command("linsert")
