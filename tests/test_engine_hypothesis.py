@@ -5,14 +5,17 @@ reply must be the same, error texts included.
 Why a ``RuleBasedStateMachine`` rather than ``@given`` over a list of commands: the machine
 runs ``stateful_step_count`` commands per example (a list strategy averages a handful unless
 a ``min_size`` is forced, which then blocks shrinking below it), Hypothesis shrinks a failure
-by deleting steps, so a failure ends as a short command sequence, and it switches rules
-(one per command family) on and off per example (swarm testing), which concentrates some
-examples on a few families and their interactions.  There is no model state: Redis is the
-model, the engine under test is compared with it after every command.
+by deleting steps, and it switches rules (one per command family) on and off per example
+(swarm testing), which concentrates some examples on a few families and their
+interactions.  There is no model state: Redis is the model, the engine is compared with it
+after every command, and the whole key space (types, TTL or not, contents) is compared at
+the end of each example, which catches a state that diverged silently.
 
-Every example starts empty: FLUSHALL on Redis, a new memory store and a new SQLite file.
-A small key space shared by all types (so WRONGTYPE paths are hit constantly) and small
-member/field spaces keep the commands colliding with each other.
+Every example starts empty: FLUSHALL on Redis, a new memory store and a new SQLite file,
+then an ``initialize`` step of up to 8 valid writes fills the key space.  A small key space
+shared by all types (each family favours one key of its own, so collections grow; any key
+a third of the time, so WRONGTYPE paths are hit constantly) and small member spaces keep
+the commands colliding.  Commands that add elements are drawn more often than the others.
 
 Replies are compared exactly, except (each normalization is in :func:`observe`/:func:`agree`):
 
@@ -23,20 +26,26 @@ Replies are compared exactly, except (each normalization is in :func:`observe`/:
   nil or not, length, membership in the collection (read back from the same system right
   after), distinctness for positive counts;
 * times: TTL and EXPIRETIME within 1 s, PTTL and PEXPIRETIME within 1000 ms (the two
-  systems run the command at slightly different instants).
+  systems run the command at slightly different instants);
+* DBSIZE: every key is touched first, since Redis counts an expired key until then.
 
-Relative TTLs are never drawn as literals: a :class:`Ttl` placeholder becomes
-``bucket * 1000 + step`` seconds when the step runs, so two TTLs set at different steps
-always differ by at least a second and GT/LT comparisons between them cannot depend on
-which millisecond each system ran in.  SPOP is only drawn with a count at least the size
-of the member space (deterministic); SPOP without a count would make the states diverge.
+What is not generated, because Redis's reply would depend on its internals rather than on
+the commands: hash values and set members over 64 bytes (they change Redis's encoding,
+hence HGETALL's order and how a score of -0 prints), SPOP without a count (a random
+removal: the states would diverge; drawn only with a count at least the member space),
+SCAN/SSCAN from a cursor no earlier call returned.  Relative TTLs are never literals: a
+:class:`Ttl` placeholder becomes ``bucket * 1000 + step`` seconds when the step runs, so
+two TTLs set at different steps differ by at least a second and GT/LT comparisons cannot
+depend on the millisecond each system ran in.  The only short TTL is the ``expire_soon``
+rule's 1 ms, followed by a pause long enough for the key to be expired on every side.
 
-Default: ``KVGATE_HYPOTHESIS_EXAMPLES`` (100) examples of 40 steps.  Long run::
+Default: ``KVGATE_HYPOTHESIS_EXAMPLES`` (300) examples of 40 steps, about 20 s.  Long run::
 
-    KVGATE_HYPOTHESIS_EXAMPLES=2000 python -m pytest -q -s tests/test_engine_hypothesis.py
+    KVGATE_HYPOTHESIS_EXAMPLES=3000 python -m pytest -q -s tests/test_engine_hypothesis.py
 
-A failure prints the shrunk step list and the resolved command sequence with the first
-differing reply; rerun it with the ``@reproduce_failure`` blob or ``--hypothesis-seed``.
+A failure prints the shrunk steps and the command sequence with the first difference, plus
+the shortest subsequence that still shows one; rerun it with the ``@reproduce_failure`` blob
+or ``--hypothesis-seed``.
 """
 
 from __future__ import annotations
@@ -238,34 +247,26 @@ def pairs(first: Strategy, second: Strategy) -> Strategy[Command]:
     return st.tuples(some(st.tuples(first, second)), dangling).map(_flatten)
 
 
-def numkeys_and_keys(keys: Strategy[Arg], high: int = 3) -> Strategy[Command]:
+@st.composite
+def numkeys_and_keys(draw: st.DrawFn, keys: Strategy[Arg], high: int = 3) -> Command:
     """``numkeys key...``: mostly consistent, sometimes a wrong or invalid number."""
-
-    @st.composite
-    def build(draw: st.DrawFn) -> Command:
-        names = draw(some(keys, 1, high))
-        right = str(len(names))
-        numkeys = draw(weighted(st.just(right), st.sampled_from(["0", "-1", "abc", str(len(names) + 1)]), 5))
-        return [numkeys, *names]
-
-    return build()
+    names = draw(some(keys, 1, high))
+    right = str(len(names))
+    numkeys = draw(weighted(st.just(right), st.sampled_from(["0", "-1", "abc", str(len(names) + 1)]), 5))
+    return [numkeys, *names]
 
 
-def weighted_keys(keys: Strategy[Arg]) -> Strategy[Command]:
+weights = weighted(st.sampled_from(["1", "2", "-1", "0.5", "0", "inf"]), st.sampled_from(["abc", "nan"]), 6)
+
+
+@st.composite
+def weighted_keys(draw: st.DrawFn, keys: Strategy[Arg]) -> Command:
     """``numkeys key... [WEIGHTS w...]``: weights mostly one per key."""
-    weights = weighted(
-        st.sampled_from(["1", "2", "-1", "0.5", "0", "inf"]), st.sampled_from(["abc", "nan"]), 6
-    )
-
-    @st.composite
-    def build(draw: st.DrawFn) -> Command:
-        head = draw(numkeys_and_keys(keys))
-        if not draw(st.booleans()):
-            return head
-        n = len(head) - 1 + draw(weighted(st.just(0), st.sampled_from([1, -1]), 5))
-        return [*head, "WEIGHTS", *draw(st.lists(weights, min_size=n, max_size=n))]
-
-    return build()
+    head = draw(numkeys_and_keys(keys))
+    if not draw(st.booleans()):
+        return head
+    n = len(head) - 1 + draw(weighted(st.just(0), st.sampled_from([1, -1]), 5))
+    return [*head, "WEIGHTS", *draw(st.lists(weights, min_size=n, max_size=n))]
 
 
 def family(*entries: tuple[str, Strategy[Command]]) -> dict[str, Strategy[Command]]:
