@@ -149,6 +149,7 @@ class SqliteBackend(Backend):
         self._writer: threading.Thread | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._inflight = 0
+        self._closing = False
         self._last_error = ""
         self.commits = 0
         self.grouped = 0
@@ -180,6 +181,9 @@ class SqliteBackend(Backend):
         self._sweeper = asyncio.create_task(self._sweep_forever())
 
     async def close(self) -> None:
+        # Before anything else: the sweeper's loop ends on it even if a cancellation is
+        # swallowed (wait_for may return a result that raced with the cancel).
+        self._closing = True  # no new jobs from here on
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,6 +192,14 @@ class SqliteBackend(Backend):
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        closed = BackendUnavailable("ERR backend unavailable (closed)")
+        while True:  # jobs queued behind the stop sentinel: answer them, never leave them hanging
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and not job.future.done():
+                job.future.set_exception(closed)
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -226,32 +238,42 @@ class SqliteBackend(Backend):
             raise BackendUnavailable(f"ERR sqlite read failed: {exc}") from None
 
     def _require_store(self) -> SqliteStore:
-        if self._store is None or self._writer is None:
+        if self._store is None or self._closing:
             raise BackendUnavailable("ERR backend unavailable (closed)")
         return self._store
 
-    async def _submit(self, commands: list[Args]) -> list[Reply]:
+    def _require_writer(self) -> None:
         self._require_store()
+        if self._writer is None or not self._writer.is_alive():
+            raise BackendUnavailable(f"ERR the sqlite writer has stopped ({self._last_error or 'unknown'})")
+
+    async def _submit(self, commands: list[Args]) -> list[Reply]:
+        # Jobs count until the writer has run them, even when their request gave up: the
+        # queue itself is bounded, not only the requests still waiting.
         if self._inflight >= self.options.max_inflight:
             raise BackendOverloaded("ERR too many commands waiting for the sqlite writer; retry later")
         engine = self.engine
-        self._inflight += 1
+        future = self._write(lambda t: [engine.execute(t, c) for c in commands])
         try:
-            future = self._write(lambda t: [engine.execute(t, c) for c in commands])
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), self.options.timeout)
-            except TimeoutError:
-                raise BackendTimeout(
-                    f"ERR the sqlite writer did not answer within {self.options.timeout:g}s; "
-                    "the command may still be applied"
-                ) from None
-        finally:
-            self._inflight -= 1
+            return await asyncio.wait_for(asyncio.shield(future), self.options.timeout)
+        except TimeoutError:
+            raise BackendTimeout(
+                f"ERR the sqlite writer did not answer within {self.options.timeout:g}s; "
+                "the command may still be applied"
+            ) from None
 
     def _write(self, run: Callable[[SqliteTxn], list[Reply]]) -> asyncio.Future[list[Reply]]:
+        self._require_writer()
         job = _Job(run, asyncio.get_running_loop())
+        self._inflight += 1
+        job.future.add_done_callback(self._job_done)
         self._queue.put(job)
         return job.future
+
+    def _job_done(self, future: asyncio.Future[list[Reply]]) -> None:
+        self._inflight -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a reply nobody waits for any more is not an error
 
     # -- the writer thread
     def _write_loop(self) -> None:
@@ -316,17 +338,19 @@ class SqliteBackend(Backend):
             self._last_error = str(exc)
             error = BackendUnavailable(f"ERR sqlite commit failed ({exc}); the writes were not applied")
             results = [(job, None, error) for job, _, _ in results]
-        self.commits += 1
-        self.grouped += len(group)
+        else:
+            self.commits += 1
+            self.grouped += len(group)
         for job, replies, error in results:
             job.finish(replies, error)
 
     # -- expiry
     async def _sweep_forever(self) -> None:
-        while self._writer is not None:
+        while not self._closing:
             try:
-                (swept,) = await self._write(lambda t: [t.sweep(SWEEP_BATCH)])
-            except BackendUnavailable:
+                write = self._write(lambda t: [t.sweep(SWEEP_BATCH)])
+                (swept,) = await asyncio.wait_for(asyncio.shield(write), self.options.timeout)
+            except (BackendUnavailable, TimeoutError):
                 swept = 0
             if swept != SWEEP_BATCH:  # a full batch: more may be waiting, go again at once
                 await asyncio.sleep(SWEEP_INTERVAL)

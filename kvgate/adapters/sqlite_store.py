@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS scripts (
 """
 
 _MAX_ROWID = 2**63 - 1
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+#: Readers run on the event loop: they must not sleep long waiting for a lock (rare in
+#: WAL mode: recovery, a foreign exclusive lock); past this they answer 503.
+READER_BUSY_TIMEOUT_MS = 100
 _LIVE = "(expire_at IS NULL OR expire_at > ?)"
 
 
@@ -69,6 +73,8 @@ def connect(path: str, busy_timeout_ms: int = 5000, read_only: bool = False) -> 
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
+    # WAL mode, and a WAL file that shrinks back after a big write has been checkpointed
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal" and conn.execute("PRAGMA database_list").fetchone()[2]:
         raise SchemaError(f"could not switch the database to WAL mode (got {mode!r})")
@@ -153,10 +159,21 @@ class SqliteTxn(Txn):
         if new_name == key.name:
             return key
         row = self._x("SELECT id, type FROM keys WHERE name = ?", (new_name,)).fetchone()
-        if row is not None:
-            self._drop(row[0], KeyType(row[1]))
-        self._x("UPDATE keys SET name = ? WHERE id = ?", (new_name, key.ref))
-        return Key(new_name, key.type, key.expire_at, key.value, key.ref)
+        if row is None:
+            self._x("UPDATE keys SET name = ? WHERE id = ?", (new_name, key.ref))
+            return Key(new_name, key.type, key.expire_at, key.value, key.ref)
+        # The destination keeps its row id: a SCAN under way has returned it or will,
+        # whereas the source's id may lie behind the cursor.
+        dest_id, dest_type = row
+        if dest_type != KeyType.STRING:
+            self._x("DELETE FROM members WHERE key_id = ?", (dest_id,))
+        self._x(
+            "UPDATE keys SET type = ?, expire_at = ?, value = ? WHERE id = ?",
+            (int(key.type), key.expire_at, key.value, dest_id),
+        )
+        self._x("UPDATE members SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
+        self._x("DELETE FROM keys WHERE id = ?", (key.ref,))
+        return Key(new_name, key.type, key.expire_at, key.value, dest_id)
 
     def copy(self, key: Key, new_name: bytes) -> Key:
         dest = self.create(new_name, key.type, key.value, key.expire_at)
@@ -336,7 +353,7 @@ class SqliteStore:
     def reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, self.busy_timeout_ms, read_only=True)
+            conn = self._local.conn = connect(self.path, READER_BUSY_TIMEOUT_MS, read_only=True)
         return conn
 
     @contextmanager

@@ -172,12 +172,9 @@ def _rename(t: Txn, args: Args, nx: bool) -> Reply:
         raise ReplyError(NO_SUCH_KEY)
     if source == target:
         return 0 if nx else OK
-    existing = t.lookup(target)
-    if existing is not None:
-        if nx:
-            return 0
-        t.delete(existing)
-    t.rename(key, target)
+    if nx and t.lookup(target) is not None:
+        return 0
+    t.rename(key, target)  # replaces the target in place (a SCAN under way still returns it)
     return 1 if nx else OK
 
 

@@ -95,6 +95,16 @@ def parse(raw: bytes) -> LongDouble | None:
     return value
 
 
+def _clamped_exponent(raw: bytes, limit: int) -> int:
+    """An exponent, clamped to ``±limit`` before conversion (Python refuses to convert
+    more than 4300 digits, and anything that long saturates anyway)."""
+    sign = -1 if raw[:1] == b"-" else 1
+    digits = raw.lstrip(b"+-").lstrip(b"0") or b"0"
+    if len(digits) > 20:
+        return sign * limit
+    return max(-limit, min(limit, int(raw)))
+
+
 def _mantissa(m: re.Match[bytes], base: int, bits_per_digit: int, limit: int) -> Fraction:
     """The exact value of a matched decimal (``base`` 10, exponent of 10) or hex float
     (``base`` 16, exponent of 2) literal."""
@@ -102,7 +112,7 @@ def _mantissa(m: re.Match[bytes], base: int, bits_per_digit: int, limit: int) ->
     digits = (whole or b"") + (frac if whole is not None else only_frac)
     scale = len(frac if whole is not None else only_frac)
     number = _digits_to_int(digits, base)
-    exp = max(-limit, min(limit, int(exponent))) if exponent else 0
+    exp = _clamped_exponent(exponent, limit) if exponent else 0
     if base == 10:
         value = Fraction(number) * Fraction(10) ** (exp - scale)
     else:

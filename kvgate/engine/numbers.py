@@ -44,7 +44,10 @@ def to_float(raw: bytes) -> float | None:
         return None
     text = raw.decode()
     body = text.lstrip("+-")
-    value = float.fromhex(text) if body[:2].lower() == "0x" else float(text)
+    try:
+        value = float.fromhex(text) if body[:2].lower() == "0x" else float(text)
+    except OverflowError:  # a hex literal beyond double: strtod's ERANGE
+        return None
     if math.isnan(value):
         return None
     if math.isinf(value) and body[:1].lower() != "i":

@@ -40,7 +40,7 @@ def parse_cursor(raw: bytes) -> int:
     if body[0] in "+-":
         sign = -1 if body[0] == "-" else 1
         body = body[1:]
-    if not body.isdigit() or not body.isascii():
+    if not body.isdigit() or not body.isascii() or len(body.lstrip("0")) > 20:
         raise ReplyError(INVALID_CURSOR)
     value = int(body)
     if value > _UINT64_MAX:
