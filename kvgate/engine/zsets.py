@@ -15,6 +15,7 @@ import math
 import random
 from collections.abc import Iterable
 from enum import Enum
+from functools import partial
 
 from kvgate import errors
 from kvgate.engine.numbers import INT64_MAX, format_double, parse_float, parse_int
@@ -532,34 +533,16 @@ def _setop(t: Txn, args: Args, name: str, numkeys_at: int, op: SetOp, card_only:
     return out
 
 
-@command("zunion")
-def zunion(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zunion", 1, SetOp.UNION)
-
-
-@command("zinter")
-def zinter(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zinter", 1, SetOp.INTER)
-
-
-@command("zdiff")
-def zdiff(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zdiff", 1, SetOp.DIFF)
-
-
-@command("zunionstore")
-def zunionstore(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zunionstore", 2, SetOp.UNION)
-
-
-@command("zinterstore")
-def zinterstore(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zinterstore", 2, SetOp.INTER)
-
-
-@command("zdiffstore")
-def zdiffstore(t: Txn, args: Args) -> Reply:
-    return _setop(t, args, "zdiffstore", 2, SetOp.DIFF)
+# ZUNION, ZINTER, ZDIFF and their STORE forms: one implementation.
+for _name, _first_key, _op in (
+    ("zunion", 1, SetOp.UNION),
+    ("zinter", 1, SetOp.INTER),
+    ("zdiff", 1, SetOp.DIFF),
+    ("zunionstore", 2, SetOp.UNION),
+    ("zinterstore", 2, SetOp.INTER),
+    ("zdiffstore", 2, SetOp.DIFF),
+):
+    command(_name)(partial(_setop, name=_name, numkeys_at=_first_key, op=_op))
 
 
 @command("zintercard")
