@@ -341,15 +341,35 @@ COMMAND_CALLS = [
 ]
 
 
+def runs_on(backend_url: str, body: Any) -> bool:
+    """Whether every command of a JSON body (one command, or a batch) runs on the backend:
+    kvgate's own engine (SQLite) runs a documented subset, and the rest of a test still
+    checks the spec there."""
+    if not backend_url.startswith("sqlite") or not isinstance(body, list) or not body:
+        return True
+    from kvgate.commands import default_table
+    from kvgate.engine import Engine
+
+    def runs(command: Any) -> bool:
+        if not command or not isinstance(command[0], str):
+            return True
+        known = default_table().get(command[0])
+        # unknown or refused commands are answered the same on every backend
+        return known is None or not known.rest or Engine.supports(known.name)
+
+    return all(runs(c) for c in (body if isinstance(body[0], list) else [body]))
+
+
 async def test_replies_match_the_spec(api: Api, contract: Contract, backend_url: str) -> None:
-    require_commands(backend_url, "geoadd", "geodist")
-    await run_calls(contract, api.client, COMMAND_CALLS)
+    calls = [c for c in COMMAND_CALLS if runs_on(backend_url, c.json)]
+    left_out = {c.json[0] for c in COMMAND_CALLS if c not in calls}
+    assert left_out <= {"GEOADD", "GEOPOS", "GEODIST", "XADD", "XRANGE"}  # not on SQLite (README)
+    await run_calls(contract, api.client, calls)
 
 
 async def test_request_examples_of_the_spec_run(api: Api, contract: Contract, backend_url: str) -> None:
     """Every JSON request body example in the spec, sent to its operation, gets a reply the
     spec declares (and a 200: the examples are meant to work)."""
-    require_commands(backend_url, "geoadd")
     sent = 0
     for template, item in contract.spec["paths"].items():
         for method, op in item.items():
@@ -361,6 +381,8 @@ async def test_request_examples_of_the_spec_run(api: Api, contract: Contract, ba
                 continue
             examples = [contract.resolve(e, "")[0]["value"] for e in media.get("examples", {}).values()]
             for value in examples:
+                if not runs_on(backend_url, value):
+                    continue
                 call = Call(method.upper(), template, template, 200, value)
                 await run_calls(contract, api.client, [call])
                 sent += 1

@@ -18,7 +18,7 @@ from kvgate.engine.registry import (
     SYNTAX_ERROR,
     check_reply_size,
     command,
-    drop_if_empty,
+    remove_members,
     typed,
     typed_or_create,
 )
@@ -75,9 +75,7 @@ def hdel(t: Txn, args: Args) -> Reply:
     key = _hash(t, args[1])
     if key is None:
         return 0
-    deleted = sum(t.remove(key, field) for field in args[2:])
-    drop_if_empty(t, key)
-    return deleted
+    return remove_members(t, key, dict.fromkeys(args[2:]))
 
 
 @command("hincrby")

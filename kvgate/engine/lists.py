@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from kvgate.engine.numbers import parse_int
-from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, typed
+from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, remove_members, typed
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 from kvgate.errors import ReplyError, wrong_arity
 from kvgate.protocol import Args, Reply
@@ -129,8 +129,7 @@ def _at(t: Txn, key: Key, index: int) -> Member | None:
 def _pop(t: Txn, key: Key, count: int, head: bool) -> list[Reply]:
     """Remove up to ``count`` elements from one end; their values in popping order."""
     taken = t.ordered(key, 0, count, rev=not head)
-    t.remove_many(key, [m.member for m in taken])
-    drop_if_empty(t, key)
+    remove_members(t, key, [m.member for m in taken])
     return [m.value for m in taken]
 
 
@@ -388,9 +387,7 @@ def lrem(t: Txn, args: Args) -> Reply:
     matching = [m.member for m in t.ordered(key, rev=limit < 0) if m.value == args[3]]
     if limit:
         matching = matching[: abs(limit)]
-    t.remove_many(key, matching)
-    drop_if_empty(t, key)
-    return len(matching)
+    return remove_members(t, key, matching)
 
 
 @command("ltrim")
@@ -405,6 +402,5 @@ def ltrim(t: Txn, args: Args) -> Reply:
     doomed = t.ordered(key, 0, head_cut) if head_cut else []
     if tail_cut:
         doomed += t.ordered(key, 0, tail_cut, rev=True)
-    t.remove_many(key, [m.member for m in doomed])
-    drop_if_empty(t, key)
+    remove_members(t, key, [m.member for m in doomed])
     return OK

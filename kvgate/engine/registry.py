@@ -8,7 +8,7 @@ handler raises :class:`~kvgate.errors.ReplyError` with Redis's exact text for er
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from kvgate import errors
 from kvgate.engine.storage import Key, KeyType, Txn
@@ -58,6 +58,13 @@ def typed(t: Txn, name: bytes, type: KeyType) -> Key | None:
 def typed_or_create(t: Txn, name: bytes, type: KeyType) -> Key:
     key = typed(t, name, type)
     return key if key is not None else t.create(name, type)
+
+
+def remove_members(t: Txn, key: Key, members: Iterable[bytes]) -> int:
+    """Remove elements; the key goes with its last one.  How many were there."""
+    removed = t.remove_many(key, members)
+    drop_if_empty(t, key)
+    return removed
 
 
 def drop_if_empty(t: Txn, key: Key) -> bool:

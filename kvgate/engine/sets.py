@@ -19,7 +19,14 @@ from collections.abc import Iterable
 
 from kvgate.engine.hashes import LONG_MAX, parse_long_in, random_members
 from kvgate.engine.numbers import format_int, parse_int, to_int
-from kvgate.engine.registry import SYNTAX_ERROR, command, drop_if_empty, typed, typed_or_create
+from kvgate.engine.registry import (
+    SYNTAX_ERROR,
+    command,
+    drop_if_empty,
+    remove_members,
+    typed,
+    typed_or_create,
+)
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Txn
 from kvgate.errors import WRONGTYPE, ReplyError
@@ -83,9 +90,7 @@ def srem(t: Txn, args: Args) -> Reply:
     key = _set(t, args[1])
     if key is None:
         return 0
-    removed = sum(t.remove(key, m) for m in args[2:])
-    drop_if_empty(t, key)
-    return removed
+    return remove_members(t, key, dict.fromkeys(args[2:]))
 
 
 @command("smove")

@@ -19,7 +19,14 @@ from functools import partial
 
 from kvgate import errors
 from kvgate.engine.numbers import INT64_MAX, format_double, parse_float, parse_int
-from kvgate.engine.registry import SYNTAX_ERROR, check_reply_size, command, drop_if_empty, typed
+from kvgate.engine.registry import (
+    SYNTAX_ERROR,
+    check_reply_size,
+    command,
+    drop_if_empty,
+    remove_members,
+    typed,
+)
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 from kvgate.engine.zset_ranges import (
@@ -312,39 +319,17 @@ def _zrange(t: Txn, args: Args, src: int, store: bool, kind: RangeType | None, r
     return _flat(found, withscores)
 
 
-@command("zrange")
-def zrange(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=None, rev=None)
-
-
-@command("zrangestore")
-def zrangestore(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 2, store=True, kind=None, rev=None)
-
-
-@command("zrevrange")
-def zrevrange(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=RangeType.RANK, rev=True)
-
-
-@command("zrangebyscore")
-def zrangebyscore(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=RangeType.SCORE, rev=False)
-
-
-@command("zrevrangebyscore")
-def zrevrangebyscore(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=RangeType.SCORE, rev=True)
-
-
-@command("zrangebylex")
-def zrangebylex(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=RangeType.LEX, rev=False)
-
-
-@command("zrevrangebylex")
-def zrevrangebylex(t: Txn, args: Args) -> Reply:
-    return _zrange(t, args, 1, store=False, kind=RangeType.LEX, rev=True)
+# ZRANGE and ZRANGESTORE read their form from options; the legacy commands fix it.
+for _name, _source, _stores, _kind, _rev in (
+    ("zrange", 1, False, None, None),
+    ("zrangestore", 2, True, None, None),
+    ("zrevrange", 1, False, RangeType.RANK, True),
+    ("zrangebyscore", 1, False, RangeType.SCORE, False),
+    ("zrevrangebyscore", 1, False, RangeType.SCORE, True),
+    ("zrangebylex", 1, False, RangeType.LEX, False),
+    ("zrevrangebylex", 1, False, RangeType.LEX, True),
+):
+    command(_name)(partial(_zrange, src=_source, store=_stores, kind=_kind, rev=_rev))
 
 
 # --- removal ---------------------------------------------------------------------------------
@@ -355,9 +340,7 @@ def zrem(t: Txn, args: Args) -> Reply:
     key = _zset(t, args[1])
     if key is None:
         return 0
-    removed = t.remove_many(key, dict.fromkeys(args[2:]))
-    drop_if_empty(t, key)
-    return removed
+    return remove_members(t, key, dict.fromkeys(args[2:]))
 
 
 def _remove_found(t: Txn, key: Key, found: list[Member]) -> int:
