@@ -100,3 +100,30 @@ def build_config(config_path: str | None, options: dict[str, Any]) -> Config:
             config_path, {k: v for k, v in options.items() if k in server_names and v is not None}
         )
     return from_options(options)
+
+
+@main.group()
+def dynamodb() -> None:
+    """Manage the DynamoDB table behind a dynamodb:// backend."""
+
+
+@dynamodb.command("create-table")
+@click.argument("url")
+def create_table(url: str) -> None:
+    """Create the table of URL (dynamodb://<table>?region=..&endpoint_url=..): one binary
+    partition key 'pk', on-demand billing, TTL on the attribute 'ttl'.  Credentials come
+    from the standard AWS chain.  Does nothing to a table that already exists."""
+    import asyncio
+
+    import botocore.exceptions
+
+    from kvgate.adapters.dynamodb import create_table as create
+
+    try:
+        message = asyncio.run(create(url))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as exc:
+        click.echo(f"kvgate: cannot create the table: {exc}", err=True)
+        sys.exit(1)
+    click.echo(message)

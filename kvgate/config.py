@@ -85,7 +85,14 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("read_only_tokens", list, [], "Tokens allowed read commands only.", "KVGATE_READ_ONLY_TOKEN"),
     Setting("path", str, "/db/<name>", "Base path of the database (config file only)."),
-    Setting("pool_size", int, 4, "Connections each process keeps open to the backend.", "KVGATE_POOL_SIZE"),
+    Setting(
+        "pool_size",
+        int,
+        None,
+        "Connections each process keeps open to the backend. Default: 4 for Redis (each carries "
+        "many commands at once), 64 for DynamoDB (one request at a time each).",
+        "KVGATE_POOL_SIZE",
+    ),
     Setting(
         "max_inflight",
         int,
@@ -121,7 +128,7 @@ class DatabaseConfig:
     backend: str = DEFAULT_BACKEND
     tokens: tuple[str, ...] = ()
     read_only_tokens: tuple[str, ...] = ()
-    pool_size: int = 4
+    pool_size: int | None = None  # None: the backend's own default
     max_inflight: int = 10_000
     timeout: float = 10.0
     max_subscriptions: int = 100
@@ -133,8 +140,14 @@ class DatabaseConfig:
             return {}
         if self.backend.startswith("sqlite"):
             return {"max_inflight": self.max_inflight, "timeout": self.timeout}
+        if self.backend.startswith("dynamodb"):
+            return {
+                "connections": self.pool_size or 64,
+                "max_inflight": self.max_inflight,
+                "timeout": self.timeout,
+            }
         return {
-            "connections": self.pool_size,
+            "connections": self.pool_size or 4,
             "max_inflight": self.max_inflight,
             "timeout": self.timeout,
             "max_subscriptions": self.max_subscriptions,

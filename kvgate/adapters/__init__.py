@@ -35,6 +35,12 @@ def _sqlite(url: str, **options: object) -> Backend:
     )
 
 
+def _dynamodb(url: str, **options: object) -> Backend:
+    from kvgate.adapters.dynamodb import DynamoBackend, DynamoOptions
+
+    return DynamoBackend(url, DynamoOptions(**options))  # type: ignore[arg-type]
+
+
 def _fakeredis(url: str, **options: object) -> Backend:
     from kvgate.adapters.fake import FakeRedisBackend
 
@@ -47,6 +53,7 @@ SCHEMES: dict[str, Callable[..., Backend]] = {
     "unix": _redis,
     "fakeredis": _fakeredis,
     "sqlite": _sqlite,
+    "dynamodb": _dynamodb,
 }
 
 
@@ -71,6 +78,13 @@ def check_url(url: str) -> str:
             int(query.get("busy_timeout_ms", 5000))
             if query.get("synchronous", "NORMAL").upper() not in ("NORMAL", "FULL"):
                 raise ValueError("synchronous must be NORMAL or FULL")
+        except ValueError as exc:
+            raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
+    if scheme == "dynamodb":
+        from kvgate.adapters.dynamodb import parse_url as parse_dynamodb_url
+
+        try:
+            parse_dynamodb_url(url)
         except ValueError as exc:
             raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
     return scheme

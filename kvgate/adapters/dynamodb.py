@@ -1,0 +1,803 @@
+"""DynamoDB backend (``dynamodb://<table>?region=..&endpoint_url=..``): kvgate's engine
+over a table, through one long-lived aiobotocore client per database.
+
+Every command (a run of reads in a pipeline, a whole ``/multi-exec``) is one optimistic
+unit (see :mod:`kvgate.adapters.dynamodb_txn`): strongly consistent reads of its keys,
+the engine in memory, then one conditional write, or one ``TransactWriteItems`` with
+version checks on everything the unit read.  A failed condition means another writer
+won; the unit runs again on fresh data, so a command applies exactly once, atomically,
+whichever kvgate process runs it.  ``INCR``/``INCRBY``/``DECR``/``DECRBY`` on an integer
+are one ``UpdateItem ... ADD`` instead.
+
+A write whose outcome is unknown (the connection broke after the request left) is never
+retried: the client gets a 503 saying so, as with a Redis connection lost mid-command.
+botocore's own retries are off for that reason; throttling and conflicts, which DynamoDB
+answers before applying anything, are retried here with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from kvgate.adapters import dynamodb_items as items
+from kvgate.adapters.base import Backend, Health
+from kvgate.adapters.dynamodb_items import (
+    CURSOR_PREFIX,
+    KEY_PREFIX,
+    MAX_ITEM_BYTES,
+    MAX_KEY_NAME_BYTES,
+    MAX_TRANSACTION_BYTES,
+    MAX_TRANSACTION_ITEMS,
+    SCRIPT_PREFIX,
+)
+from kvgate.adapters.dynamodb_txn import Need, Snapshot, SnapshotTxn
+from kvgate.commands import default_table
+from kvgate.engine import Engine
+from kvgate.engine.storage import Key, KeyType
+from kvgate.errors import (
+    BackendOverloaded,
+    BackendTimeout,
+    BackendUnavailable,
+    BadRequest,
+    ReplyError,
+    StartupError,
+)
+from kvgate.protocol import Args, Reply
+
+log = logging.getLogger("kvgate.dynamodb")
+
+#: Times a unit runs again after losing a race, before the client is told to retry.
+MAX_CONFLICT_RETRIES = 25
+#: Fetches one unit may ask for along the way (keys a script did not declare...).
+MAX_NEEDS = 500
+#: How long a SCAN cursor stays valid.
+CURSOR_TTL_MS = 24 * 3600 * 1000
+#: DynamoDB's answers that mean "nothing was applied, try again".
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "InternalServerError",  # documented as safe to retry for reads only: see _call
+    }
+)
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+#: Commands that may replace their keys without reading them (one PutItem, no GetItem).
+_BLIND_WRITES = frozenset({"set", "mset", "setex", "psetex"})
+_INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
+
+
+@dataclass(frozen=True)
+class DynamoOptions:
+    connections: int = 64  # keep-alive HTTP connections to DynamoDB per process
+    max_inflight: int = 10_000
+    timeout: float = 10.0  # seconds per request to kvgate, all retries included
+
+
+@dataclass(frozen=True)
+class DynamoURL:
+    table: str
+    region: str | None
+    endpoint_url: str | None
+
+    @property
+    def where(self) -> str:
+        return self.endpoint_url or f"region {self.region or '(from the AWS configuration)'}"
+
+
+def parse_url(url: str) -> DynamoURL:
+    parts = urlsplit(url)
+    if parts.scheme != "dynamodb":
+        raise ValueError("a DynamoDB URL starts with dynamodb://")
+    table = parts.netloc
+    if not _TABLE_NAME.match(table):
+        raise ValueError(
+            "a DynamoDB URL names its table: dynamodb://<table>?region=..&endpoint_url=.. "
+            "(3 to 255 characters: letters, digits, '_', '-', '.')"
+        )
+    if parts.path not in ("", "/"):
+        raise ValueError("a DynamoDB URL has no path: dynamodb://<table>?region=..")
+    query = dict(parse_qsl(parts.query))
+    unknown = set(query) - {"region", "endpoint_url"}
+    if unknown:
+        raise ValueError(
+            f"unknown DynamoDB URL option(s): {', '.join(sorted(unknown))} (known: region, endpoint_url)"
+        )
+    endpoint = query.get("endpoint_url")
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ValueError("endpoint_url must be an http:// or https:// URL")
+    return DynamoURL(table, query.get("region"), endpoint)
+
+
+class _Conflict(Exception):
+    """Another writer changed what the unit read: run it again."""
+
+
+class _Retry(Exception):
+    """DynamoDB refused before applying anything (throttled, busy): run it again."""
+
+
+class _Refused(Exception):
+    """The unit breaks a DynamoDB limit; nothing was written.  ``message`` is the reply."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _client_config(connections: int, timeout: float) -> Any:
+    from aiobotocore.config import AioConfig
+
+    return AioConfig(
+        max_pool_connections=connections,
+        retries={"total_max_attempts": 1},  # see the module docstring
+        connect_timeout=min(5.0, timeout),
+        read_timeout=timeout,
+        tcp_keepalive=True,
+    )
+
+
+class DynamoBackend(Backend):
+    kind = "dynamodb"
+    knows_shebang = True
+
+    def __init__(self, url: str, options: DynamoOptions | None = None) -> None:
+        self.url = url
+        self.where = parse_url(url)
+        self.table = self.where.table
+        self.options = options or DynamoOptions()
+        self.engine = Engine(self.kind)
+        self.commands = default_table()
+        self._reads = frozenset(
+            c.name.encode()
+            for c in self.commands
+            if "readonly" in c.flags or c.name in ("ping", "echo", "time")
+        )
+        self._client: Any = None
+        self._client_cm: Any = None
+        self._inflight = 0
+        self._failures = 0
+        self._last_error = ""
+        self.conflicts = 0
+        self.units = 0
+
+    def supports(self, name: str) -> bool:
+        return self.engine.supports(name)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """The table must exist with kvgate's key schema; credentials and a region must be
+        found.  DynamoDB being unreachable is not fatal (it may come up later)."""
+        import botocore.exceptions
+        import botocore.session
+
+        session = botocore.session.get_session()
+        try:
+            client = session.create_client(
+                "dynamodb",
+                region_name=self.where.region,
+                endpoint_url=self.where.endpoint_url,
+                config=_client_config(1, 5.0),
+            )
+            description = client.describe_table(TableName=self.table)["Table"]
+        except botocore.exceptions.NoRegionError:
+            raise StartupError(
+                "dynamodb: no region: add ?region=... to the URL or set AWS_REGION / AWS_DEFAULT_REGION"
+            ) from None
+        except botocore.exceptions.NoCredentialsError:
+            raise StartupError(
+                "dynamodb: no AWS credentials found (environment, ~/.aws/credentials, or an instance role)"
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                raise StartupError(self._missing_table()) from None
+            raise StartupError(f"dynamodb: {exc}") from None
+        except (botocore.exceptions.BotoCoreError, OSError) as exc:
+            log.warning("dynamodb at %s is not reachable yet (%s); serving anyway", self.where.where, exc)
+            return
+        schema = [(k["AttributeName"], k["KeyType"]) for k in description["KeySchema"]]
+        types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
+        if schema != [("pk", "HASH")] or types.get("pk") != "B":
+            raise StartupError(
+                f"dynamodb: table {self.table!r} is not a kvgate table (its key must be one binary "
+                f"partition key 'pk'; it has {schema}); create one with: kvgate dynamodb create-table <url>"
+            )
+
+    def _missing_table(self) -> str:
+        return (
+            f"dynamodb: table {self.table!r} does not exist at {self.where.where}; "
+            f"create it with: kvgate dynamodb create-table '{self.url}'"
+        )
+
+    async def start(self) -> None:
+        from aiobotocore.session import get_session
+
+        self._client_cm = get_session().create_client(
+            "dynamodb",
+            region_name=self.where.region,
+            endpoint_url=self.where.endpoint_url,
+            config=_client_config(self.options.connections, self.options.timeout),
+        )
+        self._client = await self._client_cm.__aenter__()
+
+    async def close(self) -> None:
+        client_cm, self._client_cm, self._client = self._client_cm, None, None
+        if client_cm is not None:
+            await client_cm.__aexit__(None, None, None)
+
+    def health(self) -> Health:
+        ok = self._client is not None and self._failures == 0
+        return Health(
+            ok=ok,
+            detail=f"table {self.table} at {self.where.where}" if ok else self._last_error or "closed",
+            gauges={"inflight": self._inflight, "units": self.units, "conflicts": self.conflicts},
+        )
+
+    def pubsub(self) -> Any:
+        raise BadRequest("ERR subscribe is not supported by the dynamodb backend")
+
+    # -- commands -------------------------------------------------------------------
+
+    def _is_read(self, args: Args) -> bool:
+        return args[0].lower() in self._reads
+
+    async def execute(self, commands: list[Args]) -> list[Reply]:
+        return await self._bounded(self._execute(commands))
+
+    async def transaction(self, commands: list[Args]) -> list[Reply]:
+        return await self._bounded(self._transaction(commands))
+
+    async def _bounded(self, work: Any) -> list[Reply]:
+        if self._client is None:
+            work.close()
+            raise BackendUnavailable("ERR backend unavailable (closed)")
+        if self._inflight >= self.options.max_inflight:
+            work.close()
+            raise BackendOverloaded("ERR too many commands waiting for dynamodb; retry later")
+        self._inflight += 1
+        try:
+            return await asyncio.wait_for(work, self.options.timeout)
+        except TimeoutError:
+            raise BackendTimeout(
+                f"ERR dynamodb did not answer within {self.options.timeout:g}s; "
+                "the command may or may not have been applied"
+            ) from None
+        finally:
+            self._inflight -= 1
+
+    async def _execute(self, commands: list[Args]) -> list[Reply]:
+        """In order, not atomically: a run of reads shares one snapshot, each write is its
+        own unit."""
+        replies: list[Reply] = []
+        i = 0
+        while i < len(commands):
+            if self._is_read(commands[i]):
+                j = i
+                while j < len(commands) and self._is_read(commands[j]):
+                    j += 1
+                replies += await self._unit(commands[i:j], writable=False)
+                i = j
+                continue
+            incr = self._as_increment(commands[i])
+            if incr is not None:
+                reply = await self._increment(*incr)
+                if reply is not None:
+                    replies.append(reply)
+                    i += 1
+                    continue
+            try:
+                replies += await self._unit(commands[i : i + 1], writable=True)
+            except _Refused as exc:
+                replies.append(ReplyError(exc.message))
+            i += 1
+        return replies
+
+    async def _transaction(self, commands: list[Args]) -> list[Reply]:
+        writable = not all(self._is_read(c) for c in commands)
+        try:
+            return await self._unit(commands, writable=writable)
+        except _Refused as exc:
+            raise ReplyError(exc.message + "; the transaction was not applied") from None
+
+    # -- one unit -------------------------------------------------------------------
+
+    async def _unit(self, commands: list[Args], writable: bool) -> list[Reply]:
+        self.units += 1
+        names, shas = self._prefetch(commands)
+        snapshot = Snapshot()
+        await self._fetch(snapshot, names, shas, atomic=not writable)
+        needs = conflicts = 0
+        while True:
+            txn = SnapshotTxn(snapshot, now_ms(), writable)
+            try:
+                replies = [self.engine.execute(txn, c) for c in commands]
+            except Need as need:
+                needs += 1
+                if needs > MAX_NEEDS:
+                    raise _Refused(
+                        f"ERR the command reads more than {MAX_NEEDS} keys it did not declare; "
+                        "the dynamodb backend refuses it"
+                    ) from None
+                await self._satisfy(snapshot, need.request, writable)
+                continue
+            if not writable:
+                return replies
+            try:
+                await self._commit(txn, snapshot)
+                return replies
+            except (_Conflict, _Retry):
+                conflicts += 1
+                self.conflicts += 1
+                if conflicts > MAX_CONFLICT_RETRIES:
+                    raise BackendOverloaded(
+                        "ERR too many concurrent writers on these keys; the command was not applied, retry later"
+                    ) from None
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**conflicts)))
+                fresh = Snapshot(keyspace=snapshot.keyspace)
+                await self._fetch(fresh, list(snapshot.entries), list(snapshot.scripts), atomic=False)
+                snapshot = fresh
+
+    def _prefetch(self, commands: list[Args]) -> tuple[list[bytes], list[bytes]]:
+        """The keys and cached scripts the command table says the unit will need."""
+        names: dict[bytes, None] = {}
+        shas: dict[bytes, None] = {}
+        for args in commands:
+            command = self.commands.get(args[0].lower().decode("utf-8", "replace"))
+            if command is None:
+                continue
+            name = command.name
+            if name in _BLIND_WRITES:
+                continue  # written without being read (SET's options that read: fetched on demand)
+            with contextlib.suppress(Exception):  # malformed numkeys: the engine says so
+                for key in command.keys(args):
+                    if len(key) <= MAX_KEY_NAME_BYTES:
+                        names[key] = None
+            if name in ("eval", "eval_ro") and len(args) > 1:
+                shas[hashlib.sha1(args[1]).hexdigest().encode()] = None
+            elif name in ("evalsha", "evalsha_ro") and len(args) > 1:
+                shas[args[1].lower()] = None
+        return list(names), list(shas)
+
+    async def _satisfy(self, snapshot: Snapshot, request: tuple[Hashable, ...], writable: bool) -> None:
+        kind = request[0]
+        if kind == "key":
+            name: bytes = request[1]  # type: ignore[assignment]
+            if writable:
+                await self._fetch(snapshot, [name], [], atomic=False)
+            else:  # a read unit stays one snapshot: everything again, together
+                await self._fetch(snapshot, [*snapshot.entries, name], list(snapshot.scripts), atomic=True)
+        elif kind == "script":
+            await self._fetch(snapshot, [], [request[1]], atomic=False)  # type: ignore[list-item]
+        elif kind == "scan":
+            snapshot.keyspace[request] = await self._scan_page(int(request[1]), int(request[2]))  # type: ignore[call-overload]
+        elif kind == "keys":
+            snapshot.keyspace[request] = [k async for k in self._all_keys()]
+        elif kind == "random":
+            snapshot.keyspace[request] = await self._random_key()
+        else:  # pragma: no cover - a new request kind without a fetcher
+            raise RuntimeError(f"unknown request {request!r}")
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def _fetch(self, snapshot: Snapshot, names: list[bytes], shas: list[bytes], atomic: bool) -> None:
+        """Read keys and scripts into ``snapshot``; ``atomic``: as one snapshot in time."""
+        keys = [KEY_PREFIX + n for n in names] + [SCRIPT_PREFIX + s for s in shas]
+        if not keys:
+            return
+        found = await self._get_items(keys, atomic)
+        for name in names:
+            item = found.get(KEY_PREFIX + name)
+            snapshot.tokens[name] = item["ver"]["B"] if item and "ver" in item else None
+            snapshot.entries[name] = items.decode(name, item) if item else None
+        for sha in shas:
+            item = found.get(SCRIPT_PREFIX + sha)
+            snapshot.scripts[sha] = item["body"]["B"] if item else None
+
+    async def _get_items(self, keys: list[bytes], atomic: bool) -> dict[bytes, dict[str, Any]]:
+        client = self._client
+        if len(keys) == 1:
+            r = await self._call(
+                client.get_item, TableName=self.table, Key={"pk": {"B": keys[0]}}, ConsistentRead=True
+            )
+            return {keys[0]: r["Item"]} if "Item" in r else {}
+        if atomic and len(keys) <= MAX_TRANSACTION_ITEMS:
+            r = await self._call(
+                client.transact_get_items,
+                TransactItems=[{"Get": {"TableName": self.table, "Key": {"pk": {"B": k}}}} for k in keys],
+            )
+            return {k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp}
+        found: dict[bytes, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            pending: list[dict[str, Any]] = [
+                {"pk": {"B": k}} for k in dict.fromkeys(keys[start : start + 100])
+            ]
+            delay = 0.005
+            while pending:
+                r = await self._call(
+                    client.batch_get_item,
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}},
+                )
+                for item in r["Responses"].get(self.table, []):
+                    found[item["pk"]["B"]] = item
+                pending = r.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if pending:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+        return found
+
+    async def _scan(self, **kwargs: Any) -> Any:
+        """Pages of a consistent scan over user keys (``pk``, ``t`` and ``x`` only)."""
+        start = kwargs.pop("ExclusiveStartKey", None)
+        while True:
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            page = await self._call(
+                self._client.scan,
+                TableName=self.table,
+                ConsistentRead=True,
+                ProjectionExpression="#pk, #t, #x",
+                FilterExpression="begins_with(#pk, :k)",
+                ExpressionAttributeNames={"#pk": "pk", "#t": "t", "#x": "x"},
+                ExpressionAttributeValues={":k": {"B": KEY_PREFIX}},
+                **kwargs,
+            )
+            yield page
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return
+
+    @staticmethod
+    def _keys_of(page: dict[str, Any]) -> list[Key]:
+        out = []
+        for item in page.get("Items", []):
+            if "t" in item:
+                expire_at = int(item["x"]["N"]) if "x" in item else None
+                out.append(Key(item["pk"]["B"][1:], KeyType(int(item["t"]["N"])), expire_at, None))
+        return out
+
+    async def _all_keys(self) -> Any:
+        async for page in self._scan():
+            for key in self._keys_of(page):
+                yield key
+
+    async def _scan_page(self, cursor: int, count: int) -> tuple[int, list[Key]]:
+        """One SCAN page.  DynamoDB resumes a scan from the last key it evaluated, which
+        does not fit in Redis's 64-bit cursor, so it is kept in an item named by a random
+        cursor number for :data:`CURSOR_TTL_MS`."""
+        start = None
+        if cursor != 0:
+            saved = await self._get_items([CURSOR_PREFIX + cursor.to_bytes(8, "big")], atomic=False)
+            item = next(iter(saved.values()), None)
+            if item is None or int(item["x"]["N"]) <= now_ms():
+                return 0, []  # unknown or expired cursor: the scan is over
+            start = {"pk": {"B": item["at"]["B"]}}
+        pages = self._scan(Limit=max(1, min(count, 10_000)), ExclusiveStartKey=start)
+        page = await anext(pages)
+        await pages.aclose()
+        last = page.get("LastEvaluatedKey")
+        if last is None:
+            return 0, self._keys_of(page)
+        nxt = random.randrange(1, 2**63)
+        expire_at = now_ms() + CURSOR_TTL_MS
+        await self._call(
+            self._client.put_item,
+            TableName=self.table,
+            Item={
+                "pk": {"B": CURSOR_PREFIX + nxt.to_bytes(8, "big")},
+                "at": last["pk"],
+                "x": {"N": str(expire_at)},
+                "ttl": {"N": str(expire_at // 1000 + 1)},
+            },
+        )
+        return nxt, self._keys_of(page)
+
+    async def _random_key(self) -> Key | None:
+        """A live key near a random point of the table's order (not uniform)."""
+        now = now_ms()
+        for start in ({"pk": {"B": KEY_PREFIX + os.urandom(8)}}, None):
+            async with contextlib.aclosing(self._scan(ExclusiveStartKey=start, Limit=100)) as pages:
+                async for page in pages:
+                    live = [k for k in self._keys_of(page) if k.expire_at is None or k.expire_at > now]
+                    if live:
+                        return random.choice(live)
+        return None
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def _commit(self, txn: SnapshotTxn, snapshot: Snapshot) -> None:
+        """Write what ``txn`` changed, conditioned on the versions it read (none after a
+        FLUSHDB, which is not atomic).  Raises :class:`_Conflict` when another writer won,
+        :class:`_Refused` (before writing anything) past a DynamoDB limit."""
+        conditional = not txn.flushed
+        writes: dict[bytes, dict[str, Any]] = {}  # name -> one TransactWriteItems action
+        size = 0
+        for name in txn.dirty:
+            entry = txn.entries.get(name)
+            if entry is not None and items.expired(entry, txn.now):
+                entry = None  # an expiry in the past deletes the key, as in Redis
+            if len(name) > MAX_KEY_NAME_BYTES:
+                if entry is None:
+                    continue
+                raise _Refused(
+                    f"ERR key is too long for the dynamodb backend: {len(name)} bytes, "
+                    f"at most {MAX_KEY_NAME_BYTES} (DynamoDB's key limit)"
+                )
+            read = conditional and name in snapshot.tokens  # else a blind write: no condition
+            token = snapshot.tokens.get(name)
+            if entry is None:
+                delete = {"Key": {"pk": items.pk(name)}}
+                if not read and conditional:  # a blind write that leaves nothing (SET k v EXAT 1)
+                    writes[name] = {"Delete": delete}
+                elif read and token is not None:
+                    writes[name] = {"Delete": self._condition(delete, token)}
+                continue
+            item = items.encode(entry, items.new_token())
+            item_bytes = items.item_size(item)
+            if item_bytes > MAX_ITEM_BYTES:
+                raise _Refused(
+                    f"ERR value is too large for the dynamodb backend: key {_shown(name)} would need "
+                    f"{item_bytes} bytes; a key with all its elements must fit in one DynamoDB item "
+                    f"({MAX_ITEM_BYTES} bytes)"
+                )
+            size += item_bytes
+            action = {"Item": item}
+            writes[name] = {"Put": self._condition(action, token) if read else action}
+        checks = []
+        if writes and conditional:
+            for name in txn.read_names():
+                if name not in writes and name in snapshot.tokens:
+                    key = {"Key": {"pk": items.pk(name)}}
+                    checks.append({"ConditionCheck": self._condition(key, snapshot.tokens[name])})
+        if len(writes) + len(checks) > MAX_TRANSACTION_ITEMS:
+            raise _Refused(
+                f"ERR the dynamodb backend changes at most {MAX_TRANSACTION_ITEMS} keys atomically; "
+                f"this would change {len(writes)} and depend on {len(checks)} more"
+            )
+        if size > MAX_TRANSACTION_BYTES:
+            raise _Refused(
+                f"ERR the dynamodb backend writes at most {MAX_TRANSACTION_BYTES} bytes atomically; "
+                f"this needs {size}"
+            )
+        # scripts are content-addressed: storing one is idempotent, safe before the rest
+        if txn.scripts_flushed:
+            await self._delete_all(SCRIPT_PREFIX)
+        for sha, body in txn.scripts_put.items():
+            item = {"pk": {"B": SCRIPT_PREFIX + sha}, "body": {"B": body}}
+            await self._write(self._client.put_item, TableName=self.table, Item=item)
+        if txn.flushed:
+            kept = {KEY_PREFIX + name for name, w in writes.items() if "Put" in w}
+            await self._delete_all(KEY_PREFIX, keep=kept)
+        actions = list(writes.values())
+        if len(actions) == 1 and not checks:
+            ((kind, action),) = actions[0].items()
+            call = self._client.put_item if kind == "Put" else self._client.delete_item
+            await self._write(call, TableName=self.table, **action)
+        elif actions:
+            for a in actions + checks:
+                next(iter(a.values()))["TableName"] = self.table
+            await self._write(self._client.transact_write_items, TransactItems=actions + checks)
+
+    @staticmethod
+    def _condition(action: dict[str, Any], token: bytes | None) -> dict[str, Any]:
+        """``action`` only if the item still has version ``token`` (None: no item)."""
+        if token is None:
+            action["ConditionExpression"] = "attribute_not_exists(#pk)"
+            action["ExpressionAttributeNames"] = {"#pk": "pk"}
+        else:
+            action["ConditionExpression"] = "#ver = :ver"
+            action["ExpressionAttributeNames"] = {"#ver": "ver"}
+            action["ExpressionAttributeValues"] = {":ver": {"B": token}}
+        return action
+
+    async def _delete_all(self, prefix: bytes, keep: Iterable[bytes] = ()) -> None:
+        """FLUSHDB and SCRIPT FLUSH: page by page, not atomic (DynamoDB has no truncate)."""
+        kept = set(keep)
+        start = None
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = await self._call(
+                self._client.scan,
+                TableName=self.table,
+                ConsistentRead=True,
+                ProjectionExpression="#pk",
+                FilterExpression="begins_with(#pk, :p)",
+                ExpressionAttributeNames={"#pk": "pk"},
+                ExpressionAttributeValues={":p": {"B": prefix}},
+                **kwargs,
+            )
+            doomed = [i["pk"] for i in page.get("Items", []) if i["pk"]["B"] not in kept]
+            for at in range(0, len(doomed), 25):
+                pending = [{"DeleteRequest": {"Key": {"pk": pk}}} for pk in doomed[at : at + 25]]
+                while pending:
+                    r = await self._write(self._client.batch_write_item, RequestItems={self.table: pending})
+                    pending = r.get("UnprocessedItems", {}).get(self.table, [])
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return
+
+    # -- INCR as one UpdateItem -----------------------------------------------------
+
+    def _as_increment(self, args: Args) -> tuple[bytes, int] | None:
+        sign = _INCRS.get(args[0].lower())
+        if sign is None or len(args) != (3 if args[0].lower().endswith(b"by") else 2):
+            return None
+        if len(args[1]) > MAX_KEY_NAME_BYTES:
+            return None
+        by = 1
+        if len(args) == 3:
+            n = items.canonical_int(args[2])
+            if n is None or (sign < 0 and n == items.INT64_MIN):
+                return None  # let the engine give Redis's error
+            by = n
+        return args[1], sign * by
+
+    async def _increment(self, name: bytes, by: int) -> Reply | None:
+        """INCRBY as DynamoDB's ``ADD`` when the key is absent or holds a live integer that
+        will not overflow; None when it does not fit (the engine then runs the command)."""
+        low, high = (
+            (items.INT64_MIN, items.INT64_MAX - by) if by >= 0 else (items.INT64_MIN - by, items.INT64_MAX)
+        )
+        try:
+            r = await self._write(
+                self._client.update_item,
+                TableName=self.table,
+                Key={"pk": items.pk(name)},
+                UpdateExpression="ADD #v :by SET #t = :string, #ver = :ver",
+                ConditionExpression=(
+                    "attribute_not_exists(#pk) OR (#t = :string AND attribute_type(#v, :N) "
+                    "AND #v BETWEEN :low AND :high AND (attribute_not_exists(#x) OR #x > :now))"
+                ),
+                ExpressionAttributeNames={"#pk": "pk", "#t": "t", "#v": "v", "#ver": "ver", "#x": "x"},
+                ExpressionAttributeValues={
+                    ":by": {"N": str(by)},
+                    ":string": {"N": str(int(KeyType.STRING))},
+                    ":ver": {"B": items.new_token()},
+                    ":N": {"S": "N"},
+                    ":low": {"N": str(low)},
+                    ":high": {"N": str(high)},
+                    ":now": {"N": str(now_ms())},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except (_Conflict, _Retry):
+            return None
+        self.units += 1
+        return int(r["Attributes"]["v"]["N"])
+
+    # -- calls to DynamoDB ----------------------------------------------------------
+
+    async def _call(self, method: Any, **kwargs: Any) -> Any:
+        """A request that changes nothing: safe to repeat after any failure."""
+        delay = 0.01
+        for attempt in range(6):
+            try:
+                return await self._send(method, kwargs, write=False)
+            except _Retry:
+                if attempt == 5:
+                    raise BackendOverloaded("ERR dynamodb is throttling requests; retry later") from None
+                await asyncio.sleep(random.uniform(0, delay))
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def _write(self, method: Any, **kwargs: Any) -> Any:
+        return await self._send(method, kwargs, write=True)
+
+    async def _send(self, method: Any, kwargs: dict[str, Any], write: bool) -> Any:
+        import botocore.exceptions
+
+        if self._client is None:
+            raise BackendUnavailable("ERR backend unavailable (closed)")
+        try:
+            result = await method(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            code = _code(exc)
+            if code == "ConditionalCheckFailedException":
+                raise _Conflict() from None
+            if code == "TransactionCanceledException":
+                raise self._cancelled(exc) from None
+            if code in _RETRYABLE and (code != "InternalServerError" or not write):
+                raise _Retry() from None
+            self._failed(str(exc))
+            if code == "ResourceNotFoundException":
+                raise BackendUnavailable("ERR " + self._missing_table()) from None
+            if code == "ValidationException" and "size" in str(exc).lower():
+                raise _Refused(f"ERR dynamodb refused the write: {_message(exc)}") from None
+            applied = "the command may or may not have been applied" if write else "nothing was changed"
+            raise BackendUnavailable(
+                f"ERR dynamodb request failed ({code}: {_message(exc)}); {applied}"
+            ) from None
+        except botocore.exceptions.NoCredentialsError:
+            self._failed("no AWS credentials")
+            raise BackendUnavailable("ERR dynamodb: no AWS credentials found") from None
+        except (TimeoutError, botocore.exceptions.BotoCoreError, OSError) as exc:
+            self._failed(str(exc))
+            sent = not isinstance(
+                exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError
+            )
+            applied = (
+                "the command may or may not have been applied" if write and sent else "nothing was changed"
+            )
+            raise BackendUnavailable(f"ERR dynamodb is unreachable ({exc}); {applied}") from None
+        self._failures = 0
+        return result
+
+    def _cancelled(self, exc: Exception) -> Exception:
+        reasons = [r.get("Code", "None") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+        if "ConditionalCheckFailed" in reasons:
+            return _Conflict()
+        if any(
+            r in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded") for r in reasons
+        ):
+            return _Retry()
+        if "ValidationError" in reasons:
+            return _Refused(f"ERR dynamodb refused the transaction: {_message(exc)}")
+        self._failed(str(exc))
+        return BackendUnavailable(
+            f"ERR dynamodb cancelled the transaction ({', '.join(reasons)}); nothing was changed"
+        )
+
+    def _failed(self, error: str) -> None:
+        self._failures += 1
+        self._last_error = error
+
+
+def _code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _message(exc: Any) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Message", exc))
+
+
+def _shown(name: bytes) -> str:
+    text = name[:40].decode("utf-8", "replace")
+    return repr(text + ("..." if len(name) > 40 else ""))
+
+
+# --- the table -------------------------------------------------------------------------
+
+
+async def create_table(url: str) -> str:
+    """Create the table of ``url`` (on-demand billing, TTL on ``ttl``); a message."""
+    from aiobotocore.session import get_session
+
+    where = parse_url(url)
+    async with get_session().create_client(
+        "dynamodb", region_name=where.region, endpoint_url=where.endpoint_url
+    ) as client:
+        try:
+            await client.create_table(
+                TableName=where.table,
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "B"}],
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            created = True
+        except client.exceptions.ResourceInUseException:
+            created = False
+        await client.get_waiter("table_exists").wait(TableName=where.table, WaiterConfig={"Delay": 1})
+        ttl = await client.describe_time_to_live(TableName=where.table)
+        if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            await client.update_time_to_live(
+                TableName=where.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+            )
+    state = "created" if created else "already exists"
+    return f"table {where.table} {state} at {where.where} (on-demand billing, TTL on attribute 'ttl')"
