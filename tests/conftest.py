@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,24 @@ from aiohttp.test_utils import RawTestServer, TestClient
 
 from kvgate.app import SERVER_OPTIONS, Gateway
 from kvgate.config import Config, from_options
-from tests.engine_support import STORES, EngineClient, Oracle, make_client
-from tests.servers import RedisServer
+from tests.engine_support import (
+    ENGINE_BACKENDS,
+    STORES,
+    DynamoEngineClient,
+    EngineClient,
+    Oracle,
+    make_client,
+)
+from tests.servers import DynamoDBLocal, RedisServer
+
+# DynamoDB Local takes any credentials; never reach for an instance role.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "kvgatetest")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "kvgatetest")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 RW = "rw-token"
 RO = "ro-token"
-BACKENDS = ("redis", "fakeredis", "sqlite")
+BACKENDS = ("redis", "fakeredis", "sqlite", "dynamodb")
 
 
 @pytest.fixture(scope="session")
@@ -24,11 +37,22 @@ def redis_server() -> Iterator[RedisServer]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """DynamoDB Local (AWS's emulator), installed on first use, one per session."""
+    server = DynamoDBLocal().start()
+    yield server
+    server.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every protocol test runs on a real Redis, on fakeredis and on SQLite (a new file)."""
+    """Every protocol test runs on a real Redis, on fakeredis, on SQLite (a new file) and
+    on DynamoDB Local (an emptied table)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/kvgate.db"
+    if request.param == "dynamodb":
+        return request.getfixturevalue("dynamodb_local").clean_table()
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         server.commands([["FLUSHALL"], ["SCRIPT", "FLUSH"]])
@@ -36,15 +60,24 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return "fakeredis://"
 
 
+@pytest.fixture(params=ENGINE_BACKENDS)
+def engine_backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A backend that runs kvgate's own engine: SQLite (a new file), DynamoDB Local."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/kvgate.db"
+    return request.getfixturevalue("dynamodb_local").clean_table()
+
+
 def require_commands(backend_url: str, *names: str) -> None:
     """Skip on a backend that does not run one of these commands (kvgate's own engine runs
     a documented subset: README, "Commands per backend")."""
-    if backend_url.startswith("sqlite"):
+    kind = backend_url.split(":", 1)[0]
+    if kind in ENGINE_BACKENDS:
         from kvgate.engine import Engine
 
         missing = [n for n in names if not Engine.supports(n)]
         if missing:
-            pytest.skip(f"not supported by the sqlite backend: {', '.join(missing)}")
+            pytest.skip(f"not supported by the {kind} backend: {', '.join(missing)}")
 
 
 def make_config(backend_url: str, **options: Any) -> Config:
@@ -124,9 +157,15 @@ async def api(gateway_client: GatewayClient, backend_url: str) -> Api:
 
 
 @pytest.fixture(params=STORES)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> EngineClient:
-    """kvgate's engine on each store (in memory, a real SQLite file), one command per unit."""
-    return make_client(request.param, tmp_path)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineClient]:
+    """kvgate's engine on each store (in memory, a real SQLite file, a DynamoDB Local
+    table through the backend), one command per unit."""
+    if request.param == "dynamodb":
+        client = DynamoEngineClient(request.getfixturevalue("dynamodb_local").clean_table())
+        yield client
+        client.close()
+        return
+    yield make_client(request.param, tmp_path)
 
 
 @pytest.fixture

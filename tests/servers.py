@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hiredis
 
@@ -173,3 +174,138 @@ class KvgateServer:
         self.stop()
         Path(self.log.name).unlink(missing_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+#: DynamoDB Local, AWS's own emulator, as shipped inside this npm package (its jar cannot
+#: be downloaded from AWS here).  Pinned: the version and npm's integrity check.
+DYNAMODB_LOCAL_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
+DYNAMODB_LOCAL_HOME = Path(
+    os.environ.get("KVGATE_DYNAMODB_LOCAL", Path.home() / ".cache/kvgate/dynamodb-local-2.9.30")
+)
+
+
+def install_dynamodb_local(home: Path = DYNAMODB_LOCAL_HOME) -> Path:
+    """The emulator's directory (``DynamoDBLocal.jar``, ``DynamoDBLocal_lib/``), fetched
+    once with ``npm pack`` (the package alone, none of its Node dependencies)."""
+    if (home / "DynamoDBLocal.jar").exists():
+        return home
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is needed to fetch DynamoDB Local (apt-get install npm)")
+    import tarfile
+
+    with tempfile.TemporaryDirectory(prefix="kvgate-ddb-") as tmp:
+        out = subprocess.run(
+            [npm, "pack", DYNAMODB_LOCAL_PACKAGE, "--silent"],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        tarball = Path(tmp) / out.stdout.strip().splitlines()[-1]
+        with tarfile.open(tarball) as tar:
+            tar.extractall(tmp, filter="data")
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".ddb-", dir=home.parent))
+        shutil.move(str(Path(tmp) / "package" / "emulator"), staging / "emulator")
+        try:
+            (staging / "emulator").rename(home)  # atomic: a half-copied install never counts
+        except OSError:
+            if not (home / "DynamoDBLocal.jar").exists():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return home
+
+
+class DynamoDBLocal:
+    """DynamoDB Local in memory on a free port (it listens on every interface: it has no
+    bind-address option; clients here use 127.0.0.1)."""
+
+    def __init__(self) -> None:
+        java = shutil.which("java")
+        if java is None:
+            raise RuntimeError("java is needed for DynamoDB Local (apt-get install openjdk-17-jre-headless)")
+        self.java = java
+        self.home = install_dynamodb_local()
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.tables = 0
+        self._shared: str | None = None
+        self._sync: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> DynamoDBLocal:
+        self.proc = subprocess.Popen(
+            [
+                self.java,
+                "-Xms64m",
+                "-Xmx512m",
+                f"-Djava.library.path={self.home / 'DynamoDBLocal_lib'}",
+                "-jar",
+                str(self.home / "DynamoDBLocal.jar"),
+                "-inMemory",
+                "-sharedDb",  # one database whatever the credentials and region
+                "-port",
+                str(self.port),
+                "-disableTelemetry",
+            ],
+            cwd=self.home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, 60, proc=self.proc)
+        return self
+
+    def url(self, table: str) -> str:
+        return f"dynamodb://{table}?region=us-east-1&endpoint_url={self.endpoint}"
+
+    def new_table(self) -> str:
+        """A backend URL for a fresh kvgate table, created through the CLI's own code."""
+        import asyncio
+
+        from kvgate.adapters.dynamodb import create_table
+
+        self.tables += 1
+        url = self.url(f"kvgate-test-{self.tables}-{os.getpid()}")
+        asyncio.run(create_table(url))
+        return url
+
+    def clean_table(self) -> str:
+        """The URL of the session's shared table, emptied (faster than a new table)."""
+        if self._shared is None:
+            self._shared = self.new_table()
+            import botocore.session
+
+            self._sync = botocore.session.get_session().create_client(
+                "dynamodb", region_name="us-east-1", endpoint_url=self.endpoint
+            )
+            return self._shared
+        table = self._shared.split("://", 1)[1].split("?", 1)[0]
+        start: dict[str, object] | None = None
+        while True:
+            page = self._sync.scan(
+                TableName=table, ProjectionExpression="pk", **({"ExclusiveStartKey": start} if start else {})
+            )
+            keys = [{"DeleteRequest": {"Key": {"pk": i["pk"]}}} for i in page.get("Items", [])]
+            for at in range(0, len(keys), 25):
+                pending = keys[at : at + 25]
+                while pending:
+                    r = self._sync.batch_write_item(RequestItems={table: pending})
+                    pending = r.get("UnprocessedItems", {}).get(table, [])
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return self._shared
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

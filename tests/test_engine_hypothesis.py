@@ -1,6 +1,7 @@
 """Randomized differential test: the same random command sequences go to the session's real
-Redis (the oracle) and to kvgate's engine on the memory store and on a SQLite file, and every
-reply must be the same, error texts included.
+Redis (the oracle) and to kvgate's engine on the memory store, on a SQLite file and on
+DynamoDB Local (through the DynamoDB backend), and every reply must be the same, error
+texts included.
 
 Why a ``RuleBasedStateMachine`` rather than ``@given`` over a list of commands: the machine
 runs ``stateful_step_count`` commands per example (a list strategy averages a handful unless
@@ -11,8 +12,8 @@ interactions.  There is no model state: Redis is the model, the engine is compar
 after every command, and the whole key space (types, TTL or not, contents) is compared at
 the end of each example, which catches a state that diverged silently.
 
-Every example starts empty: FLUSHALL on Redis, a new memory store and a new SQLite file,
-then an ``initialize`` step of up to 8 valid writes fills the key space.  A small key space
+Every example starts empty: FLUSHALL on Redis, a new memory store, a new SQLite file and
+an emptied DynamoDB table, then an ``initialize`` step of up to 8 valid writes fills the key space.  A small key space
 shared by all types (each family favours one key of its own, so collections grow; any key
 a third of the time, so WRONGTYPE paths are hit constantly) and small member spaces keep
 the commands colliding.  Commands that add elements are drawn more often than the others.
@@ -77,8 +78,16 @@ from hypothesis.stateful import (
 from kvgate.adapters.sqlite_store import SqliteStore
 from kvgate.engine import Engine
 from kvgate.protocol import Reply
-from tests.engine_support import Arg, EngineClient, comparable, encode, make_client, normalize
-from tests.servers import RedisServer
+from tests.engine_support import (
+    Arg,
+    DynamoEngineClient,
+    EngineClient,
+    comparable,
+    encode,
+    make_client,
+    normalize,
+)
+from tests.servers import DynamoDBLocal, RedisServer
 
 EXAMPLES = int(os.environ.get("KVGATE_HYPOTHESIS_EXAMPLES", "300"))
 STEPS = 40
@@ -686,8 +695,14 @@ class Difference:
     actual: object
 
 
+#: The engine on DynamoDB Local, through the backend, for the test's whole run (a new
+#: client per example would cost more than the example): its table is emptied per example.
+DYNAMODB: list[tuple[DynamoEngineClient, DynamoDBLocal]] = []
+
+
 class Systems:
-    """The oracle, flushed, and the engine on a new memory store and a new SQLite file."""
+    """The oracle, flushed, and the engine on a new memory store, a new SQLite file and an
+    emptied DynamoDB table."""
 
     def __init__(self, redis: RedisConnection) -> None:
         self.redis = redis
@@ -695,6 +710,9 @@ class Systems:
         self.dir = tempfile.mkdtemp(prefix="kvgate-hyp-")
         self.sqlite = SqliteStore(str(Path(self.dir) / "engine.db"))
         self.engines = [make_client("memory", Path(self.dir)), EngineClient(self.sqlite.unit, "sqlite")]
+        for client, local in DYNAMODB:
+            local.clean_table()
+            self.engines.append(client)
 
     def run(self, step: Step) -> tuple[object, Difference | None]:
         """Redis's observed reply, and the first store whose reply differs."""
@@ -856,15 +874,18 @@ SETTINGS = settings(
 )
 
 
-def test_engine_matches_redis(redis_server: RedisServer) -> None:
+def test_engine_matches_redis(redis_server: RedisServer, dynamodb_local: DynamoDBLocal) -> None:
     if not any(implemented(entries) for entries in FAMILIES.values()):
         pytest.skip("no command family of the engine is implemented yet")
     redis = RedisConnection(redis_server)
     stats = Stats()
+    DYNAMODB.append((DynamoEngineClient(dynamodb_local.clean_table()), dynamodb_local))
     try:
         run_state_machine_as_test(lambda: EngineMatchesRedis(redis, stats), settings=SETTINGS)
     finally:
         redis.close()
+        client, _ = DYNAMODB.pop()
+        client.close()
         kinds = ", ".join(f"{n} {kind}" for kind, n in stats.kinds.most_common())
         print(f"\nhypothesis: {stats.steps} commands in {stats.examples} examples; Redis replied {kinds}")
 

@@ -887,3 +887,23 @@ def test_longdouble_large_texts_round_trip(raw: bytes) -> None:
     assert value is not None
     text = longdouble.to_bytes(value)
     assert longdouble.parse(text) is not None or text == b"0"
+
+
+def test_set_with_a_past_expiry_deletes_what_was_there(oracle: Oracle, engine: EngineClient) -> None:
+    """Found by the Hypothesis machine on DynamoDB: a plain SET is written without reading
+    the key, and one that expires at once must still delete the old value."""
+    assert_same(
+        oracle,
+        engine,
+        [
+            ["SET", "k", "old"],
+            ["SET", "k", "new", "EXAT", "1"],
+            ["GET", "k"],
+            ["EXISTS", "k"],
+            ["MSET", "m", "1"],
+            ["SET", "m", "2", "PXAT", "1"],
+            ["GET", "m"],
+            ["SET", "absent", "v", "EXAT", "1"],
+            ["EXISTS", "absent"],
+        ],
+    )

@@ -32,6 +32,7 @@ import kvgate.app
 from kvgate.app import BODY_METHODS, COMMAND_METHODS, OPS_PREFIX
 from kvgate.config import load_file
 from tests.conftest import RO, RW, Api, make_config, require_commands
+from tests.engine_support import ENGINE_BACKENDS
 from tests.servers import free_port
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "openapi.yaml"
@@ -345,7 +346,7 @@ def runs_on(backend_url: str, body: Any) -> bool:
     """Whether every command of a JSON body (one command, or a batch) runs on the backend:
     kvgate's own engine (SQLite) runs a documented subset, and the rest of a test still
     checks the spec there."""
-    if not backend_url.startswith("sqlite") or not isinstance(body, list) or not body:
+    if backend_url.split(":", 1)[0] not in ENGINE_BACKENDS or not isinstance(body, list) or not body:
         return True
     from kvgate.commands import default_table
     from kvgate.engine import Engine

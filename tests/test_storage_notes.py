@@ -7,7 +7,6 @@ so a note that stops being true of this Redis shows up here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,10 +303,10 @@ def oracle_transaction(server: RedisServer, commands: Case) -> tuple[tuple[int, 
 
 @cases(TRANSACTIONS)
 async def test_10_multi_exec(
-    gateway_client: GatewayClient, redis_server: RedisServer, tmp_path: Path, commands: Case
+    gateway_client: GatewayClient, redis_server: RedisServer, engine_backend_url: str, commands: Case
 ) -> None:
     expected, expected_after = oracle_transaction(redis_server, commands)
-    api = Api(await gateway_client(make_config(f"sqlite:///{tmp_path}/t.db")))
+    api = Api(await gateway_client(make_config(engine_backend_url)))
     assert await api.multi(*commands) == expected
     assert [await api.cmd(*c) for c in AFTER] == expected_after
 
@@ -414,9 +413,9 @@ ERROR_TEXTS = {
 
 @cases(ERROR_TEXTS)
 async def test_13_error_texts(
-    gateway_client: GatewayClient, redis_server: RedisServer, tmp_path: Path, commands: Case
+    gateway_client: GatewayClient, redis_server: RedisServer, engine_backend_url: str, commands: Case
 ) -> None:
     redis_server.command("FLUSHALL")
     expected = [as_command_response(r) for r in redis_server.commands(commands)]
-    api = Api(await gateway_client(make_config(f"sqlite:///{tmp_path}/t.db")))
+    api = Api(await gateway_client(make_config(engine_backend_url)))
     assert [await api.cmd(*c) for c in commands] == expected

@@ -28,7 +28,7 @@ from tests.servers import KvgateServer, RedisServer
 
 RW = "e2e-rw-token"
 RO = "e2e-ro-token"
-BACKENDS = ("redis", "fakeredis", "sqlite")
+BACKENDS = ("redis", "fakeredis", "sqlite", "dynamodb")
 JS_DIR = Path(__file__).parent / "js"
 
 # The first line @upstash/ratelimit 2.2+ puts on its scripts; stock Redis rejects the flag.
@@ -58,6 +58,8 @@ def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if request.param == "redis":
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         backend = redis_server.url
+    elif request.param == "dynamodb":
+        backend = request.getfixturevalue("dynamodb_local").new_table()
     elif request.param == "sqlite":
         backend = f"sqlite:///{tmp_path_factory.mktemp('upstash')}/kvgate.db"
     else:
@@ -472,7 +474,8 @@ def test_keys_commands(gate: KvgateServer, redis: Redis) -> None:
 
 
 def test_scan_with_match_and_type(redis: Redis) -> None:
-    redis.mset({f"scan:{i}": str(i) for i in range(120)})
+    for part in (range(60), range(60, 120)):  # DynamoDB changes at most 100 keys at once
+        redis.mset({f"scan:{i}": str(i) for i in part})
     redis.mset({f"other:{i}": str(i) for i in range(30)})
     redis.rpush("scan:list", "x")
 

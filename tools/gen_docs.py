@@ -65,7 +65,8 @@ def commands_section() -> str:
 
 
 def backends_section() -> str:
-    """What kvgate's own engine (the SQLite backend) runs, per Redis command group."""
+    """What kvgate's own engine (the SQLite and DynamoDB backends) runs, per Redis command
+    group."""
     from kvgate.engine import Engine
 
     engine = Engine("sqlite")
@@ -79,11 +80,12 @@ def backends_section() -> str:
     lines = [
         "Generated from the command table and the engine's registry by `python tools/gen_docs.py`.",
         "On `redis://` and `fakeredis://` every command allowed over REST runs (fakeredis: as far as",
-        "fakeredis implements it). On `sqlite://`, kvgate's own engine runs these; any other command",
-        "answers `ERR command '<name>' is not supported by the sqlite backend` (in /multi-exec, the",
-        "transaction is discarded with `EXECABORT`, as Redis does for a command refused while queueing).",
+        "fakeredis implements it). On `sqlite://` and `dynamodb://`, kvgate's own engine runs these;",
+        "any other command answers `ERR command '<name>' is not supported by the sqlite backend` (or",
+        "`dynamodb backend`; in /multi-exec, the transaction is discarded with `EXECABORT`, as Redis",
+        "does for a command refused while queueing).",
         "",
-        "| group | on SQLite | not on SQLite |",
+        "| group | on SQLite and DynamoDB | not on SQLite and DynamoDB |",
         "|---|---|---|",
     ]
     for group, (yes, no) in sorted(by_group.items(), key=lambda item: (-len(item[1][0]), item[0])):
