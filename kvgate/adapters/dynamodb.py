@@ -74,6 +74,7 @@ _RETRYABLE = frozenset(
         "InternalServerError",  # documented as safe to retry for reads only: see _call
     }
 )
+_TOO_LARGE = re.compile(r"size|too large", re.IGNORECASE)  # DynamoDB's texts for its limits
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 #: Commands that may replace their keys without reading them (one PutItem, no GetItem).
 _BLIND_WRITES = frozenset({"set", "mset", "setex", "psetex"})
@@ -293,7 +294,10 @@ class DynamoBackend(Backend):
                 j = i
                 while j < len(commands) and self._is_read(commands[j]):
                     j += 1
-                replies += await self._unit(commands[i:j], writable=False)
+                try:
+                    replies += await self._unit(commands[i:j], writable=False)
+                except _Refused as exc:
+                    replies += [ReplyError(exc.message)] * (j - i)
                 i = j
                 continue
             incr = self._as_increment(commands[i])
@@ -419,11 +423,14 @@ class DynamoBackend(Backend):
             )
             return {keys[0]: r["Item"]} if "Item" in r else {}
         if atomic and len(keys) <= MAX_TRANSACTION_ITEMS:
-            r = await self._call(
-                client.transact_get_items,
-                TransactItems=[{"Get": {"TableName": self.table, "Key": {"pk": {"B": k}}}} for k in keys],
-            )
-            return {k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp}
+            try:
+                r = await self._call(
+                    client.transact_get_items,
+                    TransactItems=[{"Get": {"TableName": self.table, "Key": {"pk": {"B": k}}}} for k in keys],
+                )
+                return {k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp}
+            except _Refused:
+                pass  # over 4 MB together: read them one batch at a time (not one snapshot)
         found: dict[bytes, dict[str, Any]] = {}
         for start in range(0, len(keys), 100):
             pending: list[dict[str, Any]] = [
@@ -718,7 +725,7 @@ class DynamoBackend(Backend):
             self._failed(str(exc))
             if code == "ResourceNotFoundException":
                 raise BackendUnavailable("ERR " + self._missing_table()) from None
-            if code == "ValidationException" and "size" in str(exc).lower():
+            if code == "ValidationException" and _TOO_LARGE.search(_message(exc)):
                 raise _Refused(f"ERR dynamodb refused the write: {_message(exc)}") from None
             applied = "the command may or may not have been applied" if write else "nothing was changed"
             raise BackendUnavailable(
