@@ -46,6 +46,7 @@ from kvgate.commands import default_table
 from kvgate.engine import Engine
 from kvgate.engine.storage import Key, KeyType
 from kvgate.errors import (
+    BackendError,
     BackendOverloaded,
     BackendTimeout,
     BackendUnavailable,
@@ -58,7 +59,7 @@ from kvgate.protocol import Args, Reply
 log = logging.getLogger("kvgate.dynamodb")
 
 #: Times a unit runs again after losing a race, before the client is told to retry.
-MAX_CONFLICT_RETRIES = 25
+MAX_CONFLICT_RETRIES = 60
 #: Fetches one unit may ask for along the way (keys a script did not declare...).
 MAX_NEEDS = 500
 #: How long a SCAN cursor stays valid.
@@ -286,33 +287,43 @@ class DynamoBackend(Backend):
 
     async def _execute(self, commands: list[Args]) -> list[Reply]:
         """In order, not atomically: a run of reads shares one snapshot, each write is its
-        own unit."""
+        own unit.  When DynamoDB fails partway, what was applied stays applied, so the
+        failure is answered in the failed command's slot (and the commands after it are
+        not run) instead of failing the whole request as if nothing had been done."""
         replies: list[Reply] = []
+        wrote = False
         i = 0
         while i < len(commands):
+            j = i + 1
             if self._is_read(commands[i]):
-                j = i
                 while j < len(commands) and self._is_read(commands[j]):
                     j += 1
-                try:
-                    replies += await self._unit(commands[i:j], writable=False)
-                except _Refused as exc:
-                    replies += [ReplyError(exc.message)] * (j - i)
-                i = j
-                continue
-            incr = self._as_increment(commands[i])
+            try:
+                replies += await self._run_part(commands[i:j])
+            except BackendError as exc:
+                if not wrote:
+                    raise  # nothing applied: the request as a whole failed
+                replies += [ReplyError(exc.message)] * (j - i)
+                skipped = len(commands) - j
+                replies += [ReplyError(f"ERR not run: an earlier command failed ({exc.message})")] * skipped
+                return replies
+            wrote = wrote or not self._is_read(commands[i])
+            i = j
+        return replies
+
+    async def _run_part(self, commands: list[Args]) -> list[Reply]:
+        """A run of reads, or one write."""
+        writable = not self._is_read(commands[0])
+        if writable:
+            incr = self._as_increment(commands[0])
             if incr is not None:
                 reply = await self._increment(*incr)
                 if reply is not None:
-                    replies.append(reply)
-                    i += 1
-                    continue
-            try:
-                replies += await self._unit(commands[i : i + 1], writable=True)
-            except _Refused as exc:
-                replies.append(ReplyError(exc.message))
-            i += 1
-        return replies
+                    return [reply]
+        try:
+            return await self._unit(commands, writable=writable)
+        except _Refused as exc:
+            return [ReplyError(exc.message)] * len(commands)
 
     async def _transaction(self, commands: list[Args]) -> list[Reply]:
         writable = not all(self._is_read(c) for c in commands)
@@ -428,7 +439,9 @@ class DynamoBackend(Backend):
                     client.transact_get_items,
                     TransactItems=[{"Get": {"TableName": self.table, "Key": {"pk": {"B": k}}}} for k in keys],
                 )
-                return {k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp}
+                return {
+                    k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp
+                }
             except _Refused:
                 pass  # over 4 MB together: read them one batch at a time (not one snapshot)
         found: dict[bytes, dict[str, Any]] = {}

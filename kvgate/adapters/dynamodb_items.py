@@ -143,10 +143,11 @@ def encode(entry: Entry, token: bytes) -> dict[str, Any]:
 
 def item_size(item: dict[str, Any]) -> int:
     """An upper bound of DynamoDB's size of ``item``: attribute names plus values (a
-    number counted as its text, which is never less than DynamoDB's count)."""
+    number counted as its text plus one byte, never less than DynamoDB's count of one
+    byte per two significant digits plus one: "1" is 2 bytes to DynamoDB)."""
     size = 0
     for name, value in item.items():
         size += len(name)
         ((kind, v),) = value.items()
-        size += len(v) if kind in ("B", "N") else len(str(v))
+        size += len(v) if kind == "B" else len(v) + 1 if kind == "N" else len(str(v))
     return size
