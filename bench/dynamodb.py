@@ -66,7 +66,7 @@ from run import (  # noqa: E402
     wait_until,
 )
 
-from kvgate.adapters.dynamodb import _client_config, create_table  # noqa: E402
+from kvgate.adapters.dynamodb import _client_config, create_table, increment_request  # noqa: E402
 from tests.servers import DYNAMODB_LOCAL_PACKAGE, DynamoDBLocal  # noqa: E402
 
 TABLE = "kvgate-bench"
@@ -194,27 +194,9 @@ class Paths:
 
     async def direct_incr(self) -> int:
         t0 = time.perf_counter_ns()
-        # kvgate's INCR as one UpdateItem (DynamoBackend._increment), expression and all
-        r = await self.client.update_item(
-            TableName=TABLE,
-            Key=pk(INCR_KEY),
-            UpdateExpression="ADD #v :by SET #t = :string, #ver = :ver",
-            ConditionExpression=(
-                "attribute_not_exists(#pk) OR (#t = :string AND attribute_type(#v, :N) "
-                "AND #v BETWEEN :low AND :high AND (attribute_not_exists(#x) OR #x > :now))"
-            ),
-            ExpressionAttributeNames={"#pk": "pk", "#t": "t", "#v": "v", "#ver": "ver", "#x": "x"},
-            ExpressionAttributeValues={
-                ":by": {"N": "1"},
-                ":string": {"N": "0"},
-                ":ver": {"B": os.urandom(8)},
-                ":N": {"S": "N"},
-                ":low": {"N": str(-(2**63))},
-                ":high": {"N": str(2**63 - 2)},
-                ":now": {"N": str(time.time_ns() // 1_000_000)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        # kvgate's INCR as one UpdateItem, the very request kvgate sends
+        request = increment_request(TABLE, INCR_KEY, 1, time.time_ns() // 1_000_000)
+        r = await self.client.update_item(**request)
         elapsed = time.perf_counter_ns() - t0
         self.counter += 1
         got = r.get("Attributes", {}).get("v")

@@ -672,30 +672,9 @@ class DynamoBackend(Backend):
     async def _increment(self, name: bytes, by: int) -> Reply | None:
         """INCRBY as DynamoDB's ``ADD`` when the key is absent or holds a live integer that
         will not overflow; None when it does not fit (the engine then runs the command)."""
-        low, high = (
-            (items.INT64_MIN, items.INT64_MAX - by) if by >= 0 else (items.INT64_MIN - by, items.INT64_MAX)
-        )
         try:
             r = await self._write(
-                self._client.update_item,
-                TableName=self.table,
-                Key={"pk": items.pk(name)},
-                UpdateExpression="ADD #v :by SET #t = :string, #ver = :ver",
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR (#t = :string AND attribute_type(#v, :N) "
-                    "AND #v BETWEEN :low AND :high AND (attribute_not_exists(#x) OR #x > :now))"
-                ),
-                ExpressionAttributeNames={"#pk": "pk", "#t": "t", "#v": "v", "#ver": "ver", "#x": "x"},
-                ExpressionAttributeValues={
-                    ":by": {"N": str(by)},
-                    ":string": {"N": str(int(KeyType.STRING))},
-                    ":ver": {"B": items.new_token()},
-                    ":N": {"S": "N"},
-                    ":low": {"N": str(low)},
-                    ":high": {"N": str(high)},
-                    ":now": {"N": str(now_ms())},
-                },
-                ReturnValues="UPDATED_NEW",
+                self._client.update_item, **increment_request(self.table, name, by, now_ms())
             )
         except (_Conflict, _Retry):
             return None
@@ -777,6 +756,34 @@ class DynamoBackend(Backend):
     def _failed(self, error: str) -> None:
         self._failures += 1
         self._last_error = error
+
+
+def increment_request(table: str, name: bytes, by: int, now: int) -> dict[str, Any]:
+    """The ``UpdateItem`` that adds ``by`` to the integer string ``name``, on condition
+    that the key is absent, or a live string held as a number that will not overflow."""
+    low, high = (
+        (items.INT64_MIN, items.INT64_MAX - by) if by >= 0 else (items.INT64_MIN - by, items.INT64_MAX)
+    )
+    return {
+        "TableName": table,
+        "Key": {"pk": items.pk(name)},
+        "UpdateExpression": "ADD #v :by SET #t = :string, #ver = :ver",
+        "ConditionExpression": (
+            "attribute_not_exists(#pk) OR (#t = :string AND attribute_type(#v, :N) "
+            "AND #v BETWEEN :low AND :high AND (attribute_not_exists(#x) OR #x > :now))"
+        ),
+        "ExpressionAttributeNames": {"#pk": "pk", "#t": "t", "#v": "v", "#ver": "ver", "#x": "x"},
+        "ExpressionAttributeValues": {
+            ":by": {"N": str(by)},
+            ":string": {"N": str(int(KeyType.STRING))},
+            ":ver": {"B": items.new_token()},
+            ":N": {"S": "N"},
+            ":low": {"N": str(low)},
+            ":high": {"N": str(high)},
+            ":now": {"N": str(now)},
+        },
+        "ReturnValues": "UPDATED_NEW",
+    }
 
 
 def _code(exc: Any) -> str:
