@@ -56,17 +56,18 @@ from run import (  # noqa: E402
     BenchError,
     Service,
     busy_before,
+    first_line,
     free_ports,
-    http_request,
-    listening_sockets,
-    port_accepts,
     report_logs,
     services,
     start_ceiling,
-    wait_until,
+    start_kvgate,
 )
 
+from kvgate.adapters import dynamodb_items as items  # noqa: E402
 from kvgate.adapters.dynamodb import _client_config, create_table, increment_request  # noqa: E402
+from kvgate.adapters.dynamodb_items import Entry  # noqa: E402
+from kvgate.engine.storage import Key, KeyType  # noqa: E402
 from tests.servers import DYNAMODB_LOCAL_PACKAGE, DynamoDBLocal  # noqa: E402
 
 TABLE = "kvgate-bench"
@@ -100,7 +101,7 @@ AUTH_JSON = {**AUTH, "Content-Type": "application/json"}
 
 
 def pk(name: bytes) -> dict[str, Any]:
-    return {"pk": {"B": b"k" + name}}  # kvgate's item key: "k" + the Redis key (dynamodb_items)
+    return {"pk": items.pk(name)}  # kvgate's item key
 
 
 # --------------------------------------------------------------------------- CPU meter
@@ -183,9 +184,9 @@ class Paths:
         return elapsed
 
     async def direct_set(self) -> int:
+        # the item kvgate writes for SET, from its own encoder (built outside the timing)
+        item = items.encode(Entry(Key(SET_KEY, KeyType.STRING, None, SET_VALUE)), items.new_token())
         t0 = time.perf_counter_ns()
-        # the item kvgate writes for SET: a new version token, type 0 (string), the value
-        item = {**pk(SET_KEY), "ver": {"B": os.urandom(8)}, "t": {"N": "0"}, "v": {"B": SET_VALUE}}
         r = await self.client.put_item(TableName=TABLE, Item=item)
         elapsed = time.perf_counter_ns() - t0
         if r["ResponseMetadata"]["HTTPStatusCode"] != 200:
@@ -193,9 +194,9 @@ class Paths:
         return elapsed
 
     async def direct_incr(self) -> int:
-        t0 = time.perf_counter_ns()
         # kvgate's INCR as one UpdateItem, the very request kvgate sends
         request = increment_request(TABLE, INCR_KEY, 1, time.time_ns() // 1_000_000)
+        t0 = time.perf_counter_ns()
         r = await self.client.update_item(**request)
         elapsed = time.perf_counter_ns() - t0
         self.counter += 1
@@ -587,33 +588,7 @@ def report(seq: list[Stats], conc: list[Stats]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def start_kvgate(started: list[Service], tmp: Path, port: int, backend: str) -> Service:
-    """bench/run.py's start_kvgate, with an explicit --pool-size (the direct client's)."""
-    argv = [sys.executable, "-m", "kvgate", "serve", "--host", HOST, "--port", str(port)]
-    argv += ["--backend", backend, "--token", TOKEN, "--workers", "1", "--log-level", "warning"]
-    argv += ["--pool-size", str(POOL_SIZE), "--timeout", str(CLIENT_TIMEOUT)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KVGATE_")}  # only our flags count
-    env["PYTHONUNBUFFERED"] = "1"
-    kvgate = Service(KVGATE, argv, tmp / "kvgate.log", env=env)
-    started.append(kvgate)
-    wait_until(kvgate, "'kvgate listening on'", lambda: "kvgate listening on" in kvgate.log_text(), 60)
-    wait_until(kvgate, f"port {port} to accept connections", lambda: port_accepts(port), 30)
-    if listening_sockets(port) is not None:
-        wait_until(kvgate, "its listening socket", lambda: listening_sockets(port) == 1, 30)
-    health = f"http://{HOST}:{port}/_kvgate/health"
-    wait_until(kvgate, f"GET {health} to answer 200", lambda: http_request(health)[0] == 200, 30)
-    return kvgate
-
-
 def versions() -> dict[str, str]:
-    def first_line(argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
-        except OSError as exc:
-            return f"? ({exc})"
-        lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        return lines[0] if lines else "?"
-
     import aiobotocore
     import botocore
 
@@ -697,7 +672,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             except Exception as exc:
                 raise BenchError(f"create_table({url}): {exc!r}") from None
             kvgate_port, ceiling_port = free_ports(2)
-            kvgate = start_kvgate(started, tmp, kvgate_port, url)
+            # an explicit --pool-size: the direct client's
+            extra = ["--pool-size", str(POOL_SIZE), "--timeout", str(CLIENT_TIMEOUT)]
+            kvgate = start_kvgate(started, tmp, KVGATE, kvgate_port, url, workers=1, extra=extra)
             ceiling = start_ceiling(started, tmp, AIOHTTP_1W, ceiling_port, workers=1)
             print(
                 f"  DynamoDB Local {ddb.endpoint} (in memory), kvgate :{kvgate_port} (1 worker, "

@@ -592,11 +592,17 @@ def start_redis(started: list[Service], tmp: Path, port: int) -> Service:
 
 
 def start_kvgate(
-    started: list[Service], tmp: Path, name: str, port: int, backend: str, workers: int
+    started: list[Service],
+    tmp: Path,
+    name: str,
+    port: int,
+    backend: str,
+    workers: int,
+    extra: Sequence[str] = (),
 ) -> Service:
     argv = [sys.executable, "-m", "kvgate", "serve", "--host", HOST, "--port", str(port)]
     argv += ["--backend", backend, "--token", TOKEN]
-    argv += ["--workers", str(workers), "--log-level", "warning"]
+    argv += ["--workers", str(workers), "--log-level", "warning", *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KVGATE_")}  # only our flags count
     env["PYTHONUNBUFFERED"] = "1"
     kvgate = Service(name, argv, tmp / f"{name}.log", env=env)
@@ -951,15 +957,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def versions() -> dict[str, str]:
-    def first_line(argv: list[str]) -> str:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
-        except OSError as exc:
-            return f"? ({exc})"
-        lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        return lines[0] if lines else "?"
+def first_line(argv: list[str]) -> str:
+    """The first line a command prints (its version, say), or "?"."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
+    except OSError as exc:
+        return f"? ({exc})"
+    lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
+    return lines[0] if lines else "?"
 
+
+def versions() -> dict[str, str]:
     return {
         "kvgate": first_line([sys.executable, "-m", "kvgate", "--version"]),
         "kvgate_commit": first_line(["git", "describe", "--always", "--dirty"]),

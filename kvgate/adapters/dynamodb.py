@@ -167,11 +167,6 @@ class DynamoBackend(Backend):
         self.options = options or DynamoOptions()
         self.engine = Engine(self.kind)
         self.commands = default_table()
-        self._reads = frozenset(
-            c.name.encode()
-            for c in self.commands
-            if "readonly" in c.flags or c.name in ("ping", "echo", "time")
-        )
         self._client: Any = None
         self._client_cm: Any = None
         self._inflight = 0
@@ -258,9 +253,6 @@ class DynamoBackend(Backend):
 
     # -- commands -------------------------------------------------------------------
 
-    def _is_read(self, args: Args) -> bool:
-        return args[0].lower() in self._reads
-
     async def execute(self, commands: list[Args]) -> list[Reply]:
         return await self._bounded(self._execute(commands))
 
@@ -295,11 +287,12 @@ class DynamoBackend(Backend):
         i = 0
         while i < len(commands):
             j = i + 1
-            if self._is_read(commands[i]):
-                while j < len(commands) and self._is_read(commands[j]):
+            writable = not self.engine.is_read(commands[i])
+            if not writable:
+                while j < len(commands) and self.engine.is_read(commands[j]):
                     j += 1
             try:
-                replies += await self._run_part(commands[i:j])
+                replies += await self._run_part(commands[i:j], writable)
             except BackendError as exc:
                 if not wrote:
                     raise  # nothing applied: the request as a whole failed
@@ -307,13 +300,12 @@ class DynamoBackend(Backend):
                 skipped = len(commands) - j
                 replies += [ReplyError(f"ERR not run: an earlier command failed ({exc.message})")] * skipped
                 return replies
-            wrote = wrote or not self._is_read(commands[i])
+            wrote = wrote or writable
             i = j
         return replies
 
-    async def _run_part(self, commands: list[Args]) -> list[Reply]:
+    async def _run_part(self, commands: list[Args], writable: bool) -> list[Reply]:
         """A run of reads, or one write."""
-        writable = not self._is_read(commands[0])
         if writable:
             incr = self._as_increment(commands[0])
             if incr is not None:
@@ -326,7 +318,7 @@ class DynamoBackend(Backend):
             return [ReplyError(exc.message)] * len(commands)
 
     async def _transaction(self, commands: list[Args]) -> list[Reply]:
-        writable = not all(self._is_read(c) for c in commands)
+        writable = not all(self.engine.is_read(c) for c in commands)
         try:
             return await self._unit(commands, writable=writable)
         except _Refused as exc:

@@ -31,7 +31,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from kvgate.adapters.base import Backend, Health
 from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
-from kvgate.commands import default_table
 from kvgate.engine import Engine
 from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, BadRequest, StartupError
 from kvgate.protocol import Args, Reply
@@ -137,13 +136,8 @@ class SqliteBackend(Backend):
         )
         if self.options.synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
+        # commands that only read run on the event loop, everything else on the writer thread
         self.engine = Engine(self.kind)
-        table = default_table()
-        # Commands that only read run on the event loop; everything else (writes, scripts,
-        # SCRIPT LOAD...) goes to the writer thread.
-        self._reads = frozenset(
-            c.name.encode() for c in table if "readonly" in c.flags or c.name in ("ping", "echo", "time")
-        )
         self._store: SqliteStore | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -217,11 +211,8 @@ class SqliteBackend(Backend):
         raise BadRequest("ERR subscribe is not supported by the sqlite backend")
 
     # -- commands
-    def _is_write(self, args: Args) -> bool:
-        return args[0].lower() not in self._reads
-
     async def execute(self, commands: list[Args]) -> list[Reply]:
-        if any(self._is_write(c) for c in commands):
+        if not all(self.engine.is_read(c) for c in commands):
             return await self._submit(commands)
         return self._read(commands)
 

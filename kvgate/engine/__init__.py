@@ -19,6 +19,11 @@ __all__ = ["Engine", "not_supported"]
 
 #: Commands with subcommands (SCRIPT, OBJECT...): their handlers are named "script|load".
 CONTAINERS = frozenset(c.name for c in default_table() if c.subcommands)
+#: Commands that only read (lower-case names): a store may run them on a read-only unit.
+#: Everything else (writes, scripts, SCRIPT LOAD...) needs a writable one.
+READS = frozenset(
+    c.name.encode() for c in default_table() if "readonly" in c.flags or c.name in ("ping", "echo", "time")
+)
 
 
 class Engine:
@@ -30,6 +35,11 @@ class Engine:
     @staticmethod
     def supports(name: str) -> bool:
         return name in HANDLERS
+
+    @staticmethod
+    def is_read(args: Args) -> bool:
+        """Whether the command only reads (see :data:`READS`)."""
+        return args[0].lower() in READS
 
     @staticmethod
     def implemented() -> frozenset[str]:
