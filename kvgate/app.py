@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kvgate import errors
+from kvgate import error_texts as errors
 from kvgate.adapters import open_backend
 from kvgate.commands import CommandTable, default_table
 from kvgate.config import Config

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kvgate import errors
+from kvgate import error_texts as errors
 from kvgate.errors import ReplyError
 
 TABLE_PATH = Path(__file__).with_name("command_table.json")

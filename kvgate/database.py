@@ -11,10 +11,10 @@ from __future__ import annotations
 import hmac
 from enum import Enum
 
-from kvgate import errors
+from kvgate import error_texts as errors
 from kvgate.adapters import Backend
 from kvgate.commands import CommandTable, Context
-from kvgate.engine.errors import not_supported
+from kvgate.error_texts import not_supported
 from kvgate.errors import Forbidden, ReplyError
 from kvgate.protocol import Args, Reply
 from kvgate.scripts import Fixup, ScriptRegistry

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 from hiredis import pack_command
 
-from kvgate.errors import EXECABORT, ReplyError
+from kvgate.error_texts import EXECABORT
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 

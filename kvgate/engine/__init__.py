@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from kvgate.commands import default_table
 from kvgate.engine import hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
-from kvgate.engine.errors import not_supported
 from kvgate.engine.registry import HANDLERS
 from kvgate.engine.storage import Txn
+from kvgate.error_texts import not_supported
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 

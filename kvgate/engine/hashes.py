@@ -24,7 +24,8 @@ from kvgate.engine.registry import (
 )
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Member, Txn
-from kvgate.errors import ReplyError, wrong_arity
+from kvgate.error_texts import wrong_arity
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 HASH = KeyType.HASH

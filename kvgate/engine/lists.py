@@ -19,7 +19,8 @@ from functools import partial
 from kvgate.engine.numbers import parse_int
 from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, remove_members, typed
 from kvgate.engine.storage import Key, KeyType, Member, Txn
-from kvgate.errors import ReplyError, wrong_arity
+from kvgate.error_texts import wrong_arity
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 NO_SUCH_KEY = "ERR no such key"

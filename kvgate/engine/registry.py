@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from kvgate import errors
+from kvgate import error_texts as errors
 from kvgate.engine.storage import Key, KeyType, Txn
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply

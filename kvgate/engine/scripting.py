@@ -79,10 +79,10 @@ from typing import Any
 from lupa import lua51
 
 from kvgate.commands import Command, default_table
-from kvgate.engine.errors import not_supported
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, parse_int
 from kvgate.engine.registry import HANDLERS, OK, command
 from kvgate.engine.storage import Txn
+from kvgate.error_texts import not_supported
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 

@@ -6,7 +6,8 @@ import time
 
 from kvgate.engine.registry import command
 from kvgate.engine.storage import Txn
-from kvgate.errors import ReplyError, wrong_arity
+from kvgate.error_texts import wrong_arity
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 

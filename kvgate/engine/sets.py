@@ -29,7 +29,8 @@ from kvgate.engine.registry import (
 )
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Txn
-from kvgate.errors import WRONGTYPE, ReplyError
+from kvgate.error_texts import WRONGTYPE
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 SET = KeyType.SET

@@ -19,7 +19,8 @@ from kvgate.engine import longdouble
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, format_int, parse_int
 from kvgate.engine.registry import OK, SYNTAX_ERROR, command, typed
 from kvgate.engine.storage import Key, KeyType, Txn
-from kvgate.errors import ReplyError, wrong_arity
+from kvgate.error_texts import wrong_arity
+from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 #: ``proto-max-bulk-len`` default: the largest string APPEND/SETRANGE may build.

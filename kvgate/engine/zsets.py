@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from enum import Enum
 from functools import partial
 
-from kvgate import errors
+from kvgate import error_texts as errors
 from kvgate.engine.numbers import INT64_MAX, format_double, parse_float, parse_int
 from kvgate.engine.registry import (
     SYNTAX_ERROR,
