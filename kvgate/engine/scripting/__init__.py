@@ -1,0 +1,69 @@
+"""Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD/EXISTS/FLUSH/KILL/HELP.
+
+Scripts run in Lua 5.1, as in Redis, through ``lupa.lua51`` (lupa's Lua 5.1 build).  Script
+bodies live in the store (``Txn.script_*``) so that EVALSHA works in every process sharing
+it.  Everything else is per database and per process, held by the database's
+:class:`~kvgate.engine.scripting.state.Scripting` (``t.scripting`` of every unit): its
+limits, the scripts that units which may not write have seen, and one Lua runtime per
+thread.  Nothing is shared between two databases of one process.
+
+The modules, by what they do:
+
+* :mod:`.commands`: the command handlers (EVAL and friends, SCRIPT ...);
+* :mod:`.state`: one database's scripting in this process;
+* :mod:`.sandbox` and ``sandbox.lua``: one Lua runtime, what scripts may reach, the limits;
+* :mod:`.calls`: which command ``redis.call`` names, and running it on the engine;
+* :mod:`.convert`: replies between Lua and Redis, and a script's error texts.
+
+Reading a shebang and computing a SHA1 live in :mod:`kvgate.scripts` (no lupa there: the
+gateway reads shebangs for Redis backends too).
+
+Known differences from Redis 7.0:
+
+* ``redis.setresp(3)`` is refused (the engine answers RESP2 only);
+* ``cjson``, ``cmsgpack``, ``struct`` and ``bit`` are not available;
+* ``math.random`` is Python's generator (Redis's sequence depends on its history anyway);
+* a ``-0`` argument to ``redis.call`` arrives as ``0`` (lupa hands integral numbers to
+  Python as ``int``), Redis sends ``-0``;
+* an error raised by a base-library wrapper (``pairs``, ``next``, ``rawget``, ``rawset``,
+  ``setmetatable``, ``loadstring``, ``load``, ``xpcall``, ``type``, ``coroutine.*``) reached
+  through a tail call (``return pairs(nil)``) has no line: ``on =(tail call):-1``;
+* inside a coroutine, an argument error of a ``redis.*`` helper or ``math.random`` names
+  the function ``'?'`` and the line of the code that resumed the coroutine;
+* ``getmetatable`` of a library table is ``false`` (Redis: nil); ``error({})`` (which crashes
+  Redis 7.0.15) answers ``ERR Error running script <sha>, execution failure``; replies
+  nested deeper than 200 tables end in ``ERR reached lua stack limit``;
+* redis.call replies keep their status/bulk kind by command (``STATUS_REPLIES``), since
+  engine handlers return both as ``bytes``;
+* ``SCRIPT KILL`` always answers NOTBUSY (no script runs while another command of the same
+  store waits); ``SCRIPT DEBUG`` is not supported;
+* kvgate limits a script's time and memory (see :mod:`.sandbox`).
+"""
+
+from __future__ import annotations
+
+from kvgate.engine.scripting import commands  # noqa: F401  (registers the handlers)
+
+# Names the tests still use (until they move with the per-database state).
+from kvgate.engine.scripting.calls import MAY_REPLICATE, STATUS_REPLIES  # noqa: F401
+from kvgate.engine.scripting.sandbox import Limits, LuaSandbox
+from kvgate.engine.scripting.state import SHARED, Scripting
+from kvgate.error_texts import NOSCRIPT  # noqa: F401
+from kvgate.scripts import split_args  # noqa: F401
+
+LIMITS = SHARED.limits
+sandbox = SHARED.sandbox
+
+
+def configure(
+    time_limit_ms: int | None = None, memory_limit: int | None = None, compiled_scripts: int | None = None
+) -> None:
+    if time_limit_ms is not None:
+        LIMITS.time_limit_ms = time_limit_ms
+    if memory_limit is not None:
+        LIMITS.memory_limit = memory_limit
+    if compiled_scripts is not None:
+        LIMITS.compiled_scripts = compiled_scripts
+
+
+__all__ = ["Limits", "LuaSandbox", "Scripting"]
