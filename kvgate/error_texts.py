@@ -41,51 +41,85 @@ def noperm(fullname: str) -> str:
     return f"NOPERM this user has no permissions to run the '{fullname}' command"
 
 
-# Scripts (EVAL, EVALSHA, SCRIPT ...), their shebang, and redis.call inside them.
+# Arguments and numbers, in any command.
 
+SYNTAX_ERROR = "ERR syntax error"
+NOT_INTEGER = "ERR value is not an integer or out of range"
+NOT_FLOAT = "ERR value is not a valid float"
+OUT_OF_RANGE = "ERR value is out of range"
+MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
+OVERFLOW = "ERR increment or decrement would overflow"
+DECREMENT_OVERFLOW = "ERR decrement would overflow"
+NAN_OR_INF_INCREMENT = "ERR value is NaN or Infinity"
+NAN_OR_INF_RESULT = "ERR increment would produce NaN or Infinity"
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
-NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
-NOTBUSY = "NOTBUSY No scripts in execution right now."
-RO_WITH_WRITE_FLAG = "ERR Can not execute a script with write flag using *_ro command."
-NEGATIVE_KEYS = "ERR Number of keys can't be negative"
-SCRIPT_FLUSH_MODE = "ERR SCRIPT FLUSH only support SYNC|ASYNC option"
-SHEBANG_INVALID = "ERR Invalid script shebang"
-SHEBANG_INVALID_ENGINE = "ERR Invalid engine in script shebang"
-#: redis.call / redis.pcall (the Lua side raises the first two as well).
-LUA_NO_ARGS = "Please specify at least one argument for this redis lib call"
-LUA_BAD_ARG = "Lua redis lib command arguments must be strings or integers"
-LUA_OUTSIDE_SCRIPT = "ERR redis.call/pcall can only be called inside a script invocation"
-LUA_UNKNOWN_COMMAND = "Unknown Redis command called from script"
-LUA_WRONG_ARITY = "Wrong number of args calling Redis command from script"
-LUA_NOT_ALLOWED = "This Redis command is not allowed from script"
-LUA_WRITE_FROM_READ_ONLY = "Write commands are not allowed from read-only scripts."
+COUNT_POSITIVE = "ERR count should be greater than 0"
+LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
+INVALID_CURSOR = "ERR invalid cursor"
 
 
-def shebang_unexpected_engine(engine: str) -> str:
-    return f"ERR Unexpected engine in script shebang: {engine}"
+def out_of_range_between(low: int, high: int) -> str:
+    """``getRangeLongFromObjectOrReply`` without a message of its own (Redis's grammar)."""
+    return f"ERR value is out of range, value must between {low} and {high}"
 
 
-def shebang_unknown_option(option: str) -> str:
-    return f"ERR Unknown lua shebang option: {option}"
+# Keys and expiry.
+
+NO_SUCH_KEY = "ERR no such key"
+SAME_OBJECT = "ERR source and destination objects are the same"
+EXPIRE_NX_CONFLICT = "ERR NX and XX, GT or LT options at the same time are not compatible"
+EXPIRE_GT_LT_CONFLICT = "ERR GT and LT options at the same time are not compatible"
 
 
-def shebang_unexpected_flag(flag: str) -> str:
-    return f"ERR Unexpected flag in script shebang: {flag}"
+def invalid_expire_time(name: str) -> str:
+    return f"ERR invalid expire time in '{name}' command"
 
 
-def script_compile_error(detail: str) -> str:
-    return _clean(f"ERR Error compiling script (new function): {detail}")
+def unsupported_option(option: str) -> str:
+    return f"ERR Unsupported option {option}"
 
 
-def script_run_error(sha: str, detail: str) -> str:
-    """A script failed without an error table to answer (Lua itself failed outside the
-    script's error handler, or ``error({})``): Redis keeps 100 characters of the message."""
-    return _clean(f"ERR Error running script {sha}, {detail[:100]} ")
+# Strings.
+
+STRING_TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+OFFSET_OUT_OF_RANGE = "ERR offset is out of range"
+LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use IDX."
+LCS_NOT_STRINGS = "ERR The specified keys must contain string values"
+LCS_TOO_BIG = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+
+# Hashes.
+
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+HASH_NOT_FLOAT = "ERR hash value is not a float"
+
+# Lists.
+
+INDEX_OUT_OF_RANGE = "ERR index out of range"
+LPOS_RANK_ZERO = (
+    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+    "or use negative to start from the end of the list"
+)
+LPOS_COUNT_NEGATIVE = "ERR COUNT can't be negative"
+LPOS_MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
+
+# Sorted sets.
+
+ZADD_XX_NX = "ERR XX and NX options at the same time are not compatible"
+ZADD_GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
+ZADD_INCR_PAIRS = "ERR INCR option supports a single increment-element pair"
+SCORE_NAN = "ERR resulting score is not a number (NaN)"
+ZRANGE_LIMIT_NEEDS_BY = (
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+)
+ZRANGE_WITHSCORES_BYLEX = "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
+WEIGHT_NOT_FLOAT = "ERR weight value is not a float"
+MIN_MAX_NOT_FLOAT = "ERR min or max is not a float"
+MIN_MAX_NOT_LEX = "ERR min or max not valid string range item"
 
 
-def script_error_at(text: str, sha: str, source: str, line: str) -> str:
-    """A script's error with the place it was raised (``... script: <sha>, on @user_script:1.``)."""
-    return _clean(f"{text} script: {sha}, on {source}:{line}.")
+def no_input_keys(name: str) -> str:
+    return f"ERR at least 1 input key is needed for '{name}' command"
 
 
 # --- kvgate's own texts -----------------------------------------------------------
@@ -101,16 +135,6 @@ def not_available(fullname: str, reason: str) -> str:
     return f"ERR command '{fullname}' is not available over REST: {reason}"
 
 
-# --- kvgate's own texts: scripts ---------------------------------------------------
-
-#: What the count hook raises inside Lua to stop a script (the client sees why instead).
-SCRIPT_ABORTED = "ERR script aborted"
-
-
-def script_timed_out(limit_ms: int) -> str:
-    return f"ERR script timed out after {limit_ms} ms and was aborted (kvgate's script time limit)"
-
-
-def script_out_of_memory(limit: int) -> str:
-    size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
-    return f"ERR script ran out of memory and was aborted (kvgate's script memory limit is {size})"
+def reply_too_large(limit: int) -> str:
+    """A reply whose size the caller picks (HRANDFIELD k -1000000000) is capped."""
+    return f"ERR count is too large: kvgate answers at most {limit} elements per reply"

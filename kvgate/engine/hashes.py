@@ -15,7 +15,6 @@ from kvgate.engine import longdouble
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, format_int, parse_int, to_int
 from kvgate.engine.registry import (
     OK,
-    SYNTAX_ERROR,
     check_reply_size,
     command,
     remove_members,
@@ -24,19 +23,23 @@ from kvgate.engine.registry import (
 )
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Member, Txn
-from kvgate.error_texts import wrong_arity
+from kvgate.error_texts import (
+    HASH_NOT_FLOAT,
+    HASH_NOT_INTEGER,
+    NAN_OR_INF_INCREMENT,
+    NAN_OR_INF_RESULT,
+    NOT_FLOAT,
+    OUT_OF_RANGE,
+    OVERFLOW,
+    SYNTAX_ERROR,
+    out_of_range_between,
+    wrong_arity,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 HASH = KeyType.HASH
-NOT_INTEGER_HASH = "ERR hash value is not an integer"
-NOT_FLOAT_HASH = "ERR hash value is not a float"
-NOT_FLOAT = "ERR value is not a valid float"
-OVERFLOW = "ERR increment or decrement would overflow"
-NAN_OR_INF_INCREMENT = "ERR value is NaN or Infinity"
-NAN_OR_INF_RESULT = "ERR increment would produce NaN or Infinity"
 LONG_MAX = INT64_MAX
-RANGE_ERROR = f"ERR value is out of range, value must between {-LONG_MAX} and {LONG_MAX}"
 
 
 def _hash(t: Txn, name: bytes) -> Key | None:
@@ -86,7 +89,7 @@ def hincrby(t: Txn, args: Args) -> Reply:
     raw = _value(t, key, args[2])
     old = 0 if raw is None else to_int(raw)
     if old is None:
-        raise ReplyError(NOT_INTEGER_HASH)
+        raise ReplyError(HASH_NOT_INTEGER)
     new = old + incr
     if not INT64_MIN <= new <= INT64_MAX:
         raise ReplyError(OVERFLOW)
@@ -105,7 +108,7 @@ def hincrbyfloat(t: Txn, args: Args) -> Reply:
     raw = _value(t, key, args[2])
     old = longdouble.parse(b"0" if raw is None else raw)
     if old is None:
-        raise ReplyError(NOT_FLOAT_HASH)
+        raise ReplyError(HASH_NOT_FLOAT)
     new = longdouble.add(old, incr)
     if not longdouble.is_finite(new):
         raise ReplyError(NAN_OR_INF_RESULT)
@@ -193,7 +196,7 @@ def hrandfield(t: Txn, args: Args) -> Reply:
         raise ReplyError(SYNTAX_ERROR)
     with_values = len(args) == 4
     if with_values and abs(count) > LONG_MAX // 2:
-        raise ReplyError("ERR value is out of range")
+        raise ReplyError(OUT_OF_RANGE)
     key = _hash(t, args[1])
     if key is None or count == 0:
         return []
@@ -204,7 +207,7 @@ def parse_long_in(raw: bytes, low: int, high: int) -> int:
     """``getRangeLongFromObjectOrReply`` without a custom message."""
     value = parse_int(raw)
     if not low <= value <= high:
-        raise ReplyError(RANGE_ERROR)
+        raise ReplyError(out_of_range_between(low, high))
     return value
 
 

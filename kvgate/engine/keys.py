@@ -11,16 +11,20 @@ from functools import partial
 
 from kvgate.engine.glob import glob_match
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, parse_int
-from kvgate.engine.registry import OK, SYNTAX_ERROR, command
+from kvgate.engine.registry import OK, command
 from kvgate.engine.scan import parse_cursor, parse_options
 from kvgate.engine.storage import Key, Txn
+from kvgate.error_texts import (
+    EXPIRE_GT_LT_CONFLICT,
+    EXPIRE_NX_CONFLICT,
+    NO_SUCH_KEY,
+    SAME_OBJECT,
+    SYNTAX_ERROR,
+    invalid_expire_time,
+    unsupported_option,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
-
-NO_SUCH_KEY = "ERR no such key"
-SAME_OBJECT = "ERR source and destination objects are the same"
-NX_CONFLICT = "ERR NX and XX, GT or LT options at the same time are not compatible"
-GT_LT_CONFLICT = "ERR GT and LT options at the same time are not compatible"
 
 
 def _c_string(raw: bytes) -> bytes:
@@ -76,19 +80,19 @@ def _expire_flags(args: Args) -> set[bytes]:
     for raw in args[3:]:
         word = _c_string(raw).lower()
         if word not in _EXPIRE_FLAGS:
-            raise ReplyError(f"ERR Unsupported option {_c_string(raw).decode('utf-8', 'replace')}")
+            raise ReplyError(unsupported_option(_c_string(raw).decode("utf-8", "replace")))
         flags.add(word)
     if b"nx" in flags and len(flags) > 1:
-        raise ReplyError(NX_CONFLICT)
+        raise ReplyError(EXPIRE_NX_CONFLICT)
     if {b"gt", b"lt"} <= flags:
-        raise ReplyError(GT_LT_CONFLICT)
+        raise ReplyError(EXPIRE_GT_LT_CONFLICT)
     return flags
 
 
 def _expire_when(args: Args, base: int, seconds: bool) -> int:
     """The absolute expiry in ms, refusing what would overflow a C ``long long``."""
     when = parse_int(args[2])
-    overflow = f"ERR invalid expire time in '{args[0].lower().decode('utf-8', 'replace')}' command"
+    overflow = invalid_expire_time(args[0].lower().decode("utf-8", "replace"))
     if seconds:
         if when > _c_div(INT64_MAX, 1000) or when < _c_div(INT64_MIN, 1000):
             raise ReplyError(overflow)

@@ -17,23 +17,22 @@ from collections.abc import Sequence
 from functools import partial
 
 from kvgate.engine.numbers import parse_int
-from kvgate.engine.registry import OK, SYNTAX_ERROR, command, drop_if_empty, remove_members, typed
+from kvgate.engine.registry import OK, command, drop_if_empty, remove_members, typed
 from kvgate.engine.storage import Key, KeyType, Member, Txn
-from kvgate.error_texts import wrong_arity
+from kvgate.error_texts import (
+    COUNT_POSITIVE,
+    INDEX_OUT_OF_RANGE,
+    LPOS_COUNT_NEGATIVE,
+    LPOS_MAXLEN_NEGATIVE,
+    LPOS_RANK_ZERO,
+    MUST_BE_POSITIVE,
+    NO_SUCH_KEY,
+    NUMKEYS_POSITIVE,
+    SYNTAX_ERROR,
+    wrong_arity,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
-
-NO_SUCH_KEY = "ERR no such key"
-INDEX_OUT_OF_RANGE = "ERR index out of range"
-MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
-RANK_ZERO = (
-    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
-    "or use negative to start from the end of the list"
-)
-COUNT_NEGATIVE = "ERR COUNT can't be negative"
-MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
-NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
-COUNT_POSITIVE = "ERR count should be greater than 0"
 
 _POSITION = struct.Struct(">d")
 
@@ -333,11 +332,11 @@ def lpos(t: Txn, args: Args) -> Reply:
         if option == b"rank" and more:
             rank = parse_int(args[i + 1])
             if rank == 0:
-                raise ReplyError(RANK_ZERO)
+                raise ReplyError(LPOS_RANK_ZERO)
         elif option == b"count" and more:
-            count = _parse_range(args[i + 1], 0, COUNT_NEGATIVE)
+            count = _parse_range(args[i + 1], 0, LPOS_COUNT_NEGATIVE)
         elif option == b"maxlen" and more:
-            maxlen = _parse_range(args[i + 1], 0, MAXLEN_NEGATIVE)
+            maxlen = _parse_range(args[i + 1], 0, LPOS_MAXLEN_NEGATIVE)
         else:
             raise ReplyError(SYNTAX_ERROR)
         i += 2

@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 import re
 
+from kvgate.error_texts import NOT_FLOAT, NOT_INTEGER
 from kvgate.errors import ReplyError
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-
-NOT_INTEGER = "ERR value is not an integer or out of range"
-NOT_FLOAT = "ERR value is not a valid float"
 
 _INT = re.compile(rb"-?[1-9][0-9]*|0")
 # What C's strtod accepts, whole string, no leading space (Redis refuses it).

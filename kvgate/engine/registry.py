@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from kvgate import error_texts as errors
 from kvgate.engine.storage import Key, KeyType, Txn
+from kvgate.error_texts import WRONGTYPE, reply_too_large
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
@@ -21,7 +21,6 @@ Handler = Callable[[Txn, Args], Reply]
 HANDLERS: dict[str, Handler] = {}
 
 OK = b"OK"
-SYNTAX_ERROR = "ERR syntax error"
 #: Redis streams a reply of any size; kvgate builds each reply in memory, so commands
 #: whose reply size the caller picks (HRANDFIELD k -1000000000) are capped.
 MAX_REPLY_ELEMENTS = 1_000_000
@@ -29,9 +28,7 @@ MAX_REPLY_ELEMENTS = 1_000_000
 
 def check_reply_size(elements: int) -> None:
     if elements > MAX_REPLY_ELEMENTS:
-        raise ReplyError(
-            f"ERR count is too large: kvgate answers at most {MAX_REPLY_ELEMENTS} elements per reply"
-        )
+        raise ReplyError(reply_too_large(MAX_REPLY_ELEMENTS))
 
 
 def command(*names: str) -> Callable[[Handler], Handler]:
@@ -51,7 +48,7 @@ def typed(t: Txn, name: bytes, type: KeyType) -> Key | None:
     """The live key ``name`` if it holds ``type``; None when missing; WRONGTYPE otherwise."""
     key = t.lookup(name)
     if key is not None and key.type is not type:
-        raise ReplyError(errors.WRONGTYPE)
+        raise ReplyError(WRONGTYPE)
     return key
 
 

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 from kvgate.engine.glob import glob_match
 from kvgate.engine.numbers import parse_int
-from kvgate.engine.registry import SYNTAX_ERROR
 from kvgate.engine.storage import Key, Member, Txn
+from kvgate.error_texts import INVALID_CURSOR, SYNTAX_ERROR
 from kvgate.errors import ReplyError
 
-INVALID_CURSOR = "ERR invalid cursor"
 _UINT64_MAX = 2**64 - 1
 #: A collection this small is returned whole by one call with cursor 0, as Redis does for
 #: its compact encodings (listpack, intset) and for small hash tables.

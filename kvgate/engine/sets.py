@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from kvgate.engine.hashes import LONG_MAX, parse_long_in, random_members
 from kvgate.engine.numbers import format_int, parse_int, to_int
 from kvgate.engine.registry import (
-    SYNTAX_ERROR,
     command,
     drop_if_empty,
     remove_members,
@@ -29,17 +28,20 @@ from kvgate.engine.registry import (
 )
 from kvgate.engine.scan import parse_cursor, parse_options, scan_members
 from kvgate.engine.storage import Key, KeyType, Txn
-from kvgate.error_texts import WRONGTYPE
+from kvgate.error_texts import (
+    LIMIT_NEGATIVE,
+    MUST_BE_POSITIVE,
+    NUMKEYS_POSITIVE,
+    SYNTAX_ERROR,
+    TOO_MANY_KEYS,
+    WRONGTYPE,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 SET = KeyType.SET
 #: ``set-max-intset-entries``: the largest set Redis keeps as a sorted intset.
 INTSET_MAX = 512
-MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
-NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
-TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
-LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
 
 
 def _set(t: Txn, name: bytes) -> Key | None:

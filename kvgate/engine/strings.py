@@ -17,19 +17,27 @@ from fractions import Fraction
 
 from kvgate.engine import longdouble
 from kvgate.engine.numbers import INT64_MAX, INT64_MIN, format_int, parse_int
-from kvgate.engine.registry import OK, SYNTAX_ERROR, command, typed
+from kvgate.engine.registry import OK, command, typed
 from kvgate.engine.storage import Key, KeyType, Txn
-from kvgate.error_texts import wrong_arity
+from kvgate.error_texts import (
+    DECREMENT_OVERFLOW,
+    LCS_LEN_AND_IDX,
+    LCS_NOT_STRINGS,
+    LCS_TOO_BIG,
+    NAN_OR_INF_RESULT,
+    NOT_FLOAT,
+    OFFSET_OUT_OF_RANGE,
+    OVERFLOW,
+    STRING_TOO_BIG,
+    SYNTAX_ERROR,
+    invalid_expire_time,
+    wrong_arity,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 #: ``proto-max-bulk-len`` default: the largest string APPEND/SETRANGE may build.
 MAX_STRING = 512 * 1024 * 1024
-
-NOT_FLOAT = "ERR value is not a valid float"
-NAN_OR_INF = "ERR increment would produce NaN or Infinity"
-OVERFLOW = "ERR increment or decrement would overflow"
-TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
 
 def _string(t: Txn, name: bytes) -> Key | None:
@@ -94,7 +102,7 @@ def _parse_options(args: Args, for_set: bool) -> _Options:
 def _expire_at(t: Txn, raw: bytes, seconds: bool, relative: bool, name: str) -> int:
     """Redis's getExpireMillisecondsOrReply: the absolute expiry in ms."""
     value = parse_int(raw)
-    invalid = f"ERR invalid expire time in '{name}' command"
+    invalid = invalid_expire_time(name)
     if value <= 0 or (seconds and value > INT64_MAX // 1000):
         raise ReplyError(invalid)
     if seconds:
@@ -262,14 +270,14 @@ def getrange(t: Txn, args: Args) -> Reply:
 
 def _check_length(size: int, extra: int) -> None:
     if size + extra > MAX_STRING:
-        raise ReplyError(TOO_BIG)
+        raise ReplyError(STRING_TOO_BIG)
 
 
 @command("setrange")
 def setrange(t: Txn, args: Args) -> Reply:
     offset, patch = parse_int(args[2]), args[3]
     if offset < 0:
-        raise ReplyError("ERR offset is out of range")
+        raise ReplyError(OFFSET_OUT_OF_RANGE)
     key = _string(t, args[1])
     old = b"" if key is None else key.value or b""
     if not patch:
@@ -326,7 +334,7 @@ def incrby(t: Txn, args: Args) -> Reply:
 def decrby(t: Txn, args: Args) -> Reply:
     delta = parse_int(args[2])
     if delta == INT64_MIN:
-        raise ReplyError("ERR decrement would overflow")
+        raise ReplyError(DECREMENT_OVERFLOW)
     return _incr(t, args[1], -delta)
 
 
@@ -339,7 +347,7 @@ def incrbyfloat(t: Txn, args: Args) -> Reply:
         raise ReplyError(NOT_FLOAT)
     result = longdouble.add(current, increment)
     if not longdouble.is_finite(result):
-        raise ReplyError(NAN_OR_INF)
+        raise ReplyError(NAN_OR_INF_RESULT)
     text = longdouble.to_bytes(result)
     t.set_string(args[1], text, None if key is None else key.expire_at)
     return text
@@ -374,7 +382,7 @@ def _lcs_options(args: Args) -> _LcsOptions:
             raise ReplyError(SYNTAX_ERROR)
         j += 1
     if opts.length and opts.idx:
-        raise ReplyError("ERR If you want both the length and indexes, please just use IDX.")
+        raise ReplyError(LCS_LEN_AND_IDX)
     return opts
 
 
@@ -443,12 +451,12 @@ def _lcs_walk(a: bytes, b: bytes, table: _LcsTable, opts: _LcsOptions) -> tuple[
 def lcs(t: Txn, args: Args) -> Reply:
     first, second = t.lookup(args[1]), t.lookup(args[2])
     if any(k is not None and k.type is not KeyType.STRING for k in (first, second)):
-        raise ReplyError("ERR The specified keys must contain string values")
+        raise ReplyError(LCS_NOT_STRINGS)
     a = b"" if first is None else first.value or b""
     b = b"" if second is None else second.value or b""
     opts = _lcs_options(args)
     if (len(a) + 1) * (len(b) + 1) * 4 > MAX_STRING:
-        raise ReplyError("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        raise ReplyError(LCS_TOO_BIG)
     table = _LcsTable(a, b)
     if opts.length:
         return table(len(a), len(b))

@@ -21,10 +21,8 @@ import re
 from dataclasses import dataclass
 
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
+from kvgate.error_texts import MIN_MAX_NOT_FLOAT, MIN_MAX_NOT_LEX
 from kvgate.errors import ReplyError
-
-NOT_FLOAT_RANGE = "ERR min or max is not a float"
-NOT_LEX_RANGE = "ERR min or max not valid string range item"
 
 # What C's strtod consumes, whole string (leading white space stripped before).
 _STRTOD = re.compile(
@@ -75,7 +73,7 @@ def _score_bound(raw: bytes) -> ScoreBound:
     open_ = raw[:1] == b"("
     value = strtod_whole(raw[1:] if open_ else raw)
     if value is None:
-        raise ReplyError(NOT_FLOAT_RANGE)
+        raise ReplyError(MIN_MAX_NOT_FLOAT)
     return ScoreBound(value, open_)
 
 
@@ -119,7 +117,7 @@ def _lex_bound(raw: bytes) -> LexBound:
         return LexBound(_VALUE, rest, True)
     if first == b"[":
         return LexBound(_VALUE, rest, False)
-    raise ReplyError(NOT_LEX_RANGE)
+    raise ReplyError(MIN_MAX_NOT_LEX)
 
 
 @dataclass(slots=True, frozen=True)

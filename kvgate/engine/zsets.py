@@ -17,10 +17,8 @@ from collections.abc import Iterable
 from enum import Enum
 from functools import partial
 
-from kvgate import error_texts as errors
 from kvgate.engine.numbers import INT64_MAX, format_double, parse_float, parse_int
 from kvgate.engine.registry import (
-    SYNTAX_ERROR,
     check_reply_size,
     command,
     drop_if_empty,
@@ -41,22 +39,29 @@ from kvgate.engine.zset_ranges import (
     rank_window,
     union,
 )
+from kvgate.error_texts import (
+    COUNT_POSITIVE,
+    LIMIT_NEGATIVE,
+    MUST_BE_POSITIVE,
+    NUMKEYS_POSITIVE,
+    OUT_OF_RANGE,
+    SCORE_NAN,
+    SYNTAX_ERROR,
+    WEIGHT_NOT_FLOAT,
+    WRONGTYPE,
+    ZADD_GT_LT_NX,
+    ZADD_INCR_PAIRS,
+    ZADD_XX_NX,
+    ZRANGE_LIMIT_NEEDS_BY,
+    ZRANGE_WITHSCORES_BYLEX,
+    no_input_keys,
+    out_of_range_between,
+)
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
 
 ZSET = KeyType.ZSET
 
-NAN_RESULT = "ERR resulting score is not a number (NaN)"
-XX_NX = "ERR XX and NX options at the same time are not compatible"
-GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
-INCR_PAIRS = "ERR INCR option supports a single increment-element pair"
-LIMIT_NEEDS_RANGE = "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
-WITHSCORES_LEX = "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
-MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
-WEIGHT_NOT_FLOAT = "ERR weight value is not a float"
-LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
-NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
-COUNT_POSITIVE = "ERR count should be greater than 0"
 #: Listpack limits of Redis's default config: a sorted set this small is kept compact.
 LISTPACK_ENTRIES = 128
 LISTPACK_VALUE = 64
@@ -113,11 +118,11 @@ def _add_options(args: Args, incr: bool) -> tuple[set[bytes], int]:
     if rest % 2 or not rest:
         raise ReplyError(SYNTAX_ERROR)
     if {b"nx", b"xx"} <= opts:
-        raise ReplyError(XX_NX)
+        raise ReplyError(ZADD_XX_NX)
     if len(opts & {b"gt", b"lt", b"nx"}) > 1:
-        raise ReplyError(GT_LT_NX)
+        raise ReplyError(ZADD_GT_LT_NX)
     if b"incr" in opts and rest > 2:
-        raise ReplyError(INCR_PAIRS)
+        raise ReplyError(ZADD_INCR_PAIRS)
     return opts, i
 
 
@@ -130,7 +135,7 @@ def _new_score(cur: float | None, score: float, opts: set[bytes]) -> float | Non
     if b"incr" in opts:
         score += cur
         if math.isnan(score):
-            raise ReplyError(NAN_RESULT)
+            raise ReplyError(SCORE_NAN)
     if (b"lt" in opts and score >= cur) or (b"gt" in opts and score <= cur):
         return None
     return score
@@ -288,9 +293,9 @@ def _zrange(t: Txn, args: Args, src: int, store: bool, kind: RangeType | None, r
     rev = bool(rev)
     kind = kind or RangeType.RANK
     if limit != -1 and kind is RangeType.RANK:
-        raise ReplyError(LIMIT_NEEDS_RANGE)
+        raise ReplyError(ZRANGE_LIMIT_NEEDS_BY)
     if withscores and kind is RangeType.LEX:
-        raise ReplyError(WITHSCORES_LEX)
+        raise ReplyError(ZRANGE_WITHSCORES_BYLEX)
     low, high = args[src + 1], args[src + 2]
     if rev and kind is not RangeType.RANK:
         low, high = high, low  # given as max, min
@@ -456,7 +461,7 @@ def _setop(t: Txn, args: Args, name: str, numkeys_at: int, op: SetOp, card_only:
     store = numkeys_at == 2
     setnum = parse_int(args[numkeys_at])
     if setnum < 1:
-        raise ReplyError(f"ERR at least 1 input key is needed for '{name}' command")
+        raise ReplyError(no_input_keys(name))
     first = numkeys_at + 1
     if setnum > len(args) - first:
         raise ReplyError(SYNTAX_ERROR)
@@ -464,7 +469,7 @@ def _setop(t: Txn, args: Args, name: str, numkeys_at: int, op: SetOp, card_only:
     for raw in args[first : first + setnum]:
         key = t.lookup(raw)
         if key is not None and key.type not in (ZSET, KeyType.SET):
-            raise ReplyError(errors.WRONGTYPE)
+            raise ReplyError(WRONGTYPE)
         keys.append(key)
 
     weights = [1.0] * setnum
@@ -535,7 +540,6 @@ def zintercard(t: Txn, args: Args) -> Reply:
 
 # --- ZRANDMEMBER, ZSCAN -------------------------------------------------------------------------
 
-_RANDOM_RANGE = f"ERR value is out of range, value must between {-INT64_MAX} and {INT64_MAX}"
 #: Case 3 of Redis's ZRANDMEMBER: a set this many times the count is sampled directly.
 _SUB_STRATEGY_MUL = 3
 
@@ -562,12 +566,12 @@ def zrandmember(t: Txn, args: Args) -> Reply:
         return random.choice(t.ordered(key)).member if key is not None else None
     count = parse_int(args[2])
     if count < -INT64_MAX:
-        raise ReplyError(_RANDOM_RANGE)
+        raise ReplyError(out_of_range_between(-INT64_MAX, INT64_MAX))
     if len(args) > 4 or (len(args) == 4 and args[3].lower() != b"withscores"):
         raise ReplyError(SYNTAX_ERROR)
     withscores = len(args) == 4
     if withscores and not -(INT64_MAX // 2) <= count <= INT64_MAX // 2:
-        raise ReplyError("ERR value is out of range")
+        raise ReplyError(OUT_OF_RANGE)
     key = _zset(t, args[1])
     if key is None or count == 0:
         return []
@@ -590,7 +594,7 @@ def zscan(t: Txn, args: Args) -> Reply:
     if key is None:
         return [b"0", []]
     if key.type is not ZSET:
-        raise ReplyError(errors.WRONGTYPE)
+        raise ReplyError(WRONGTYPE)
     opts = parse_options(args, 3, allow_type=False)
     small = _is_listpack(t, key)
     out: list[Reply] = []
