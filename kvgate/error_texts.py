@@ -122,6 +122,53 @@ def no_input_keys(name: str) -> str:
     return f"ERR at least 1 input key is needed for '{name}' command"
 
 
+# Scripts (EVAL, EVALSHA, SCRIPT ...), their shebang, and redis.call inside them.
+
+TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
+NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
+NOTBUSY = "NOTBUSY No scripts in execution right now."
+RO_WITH_WRITE_FLAG = "ERR Can not execute a script with write flag using *_ro command."
+NEGATIVE_KEYS = "ERR Number of keys can't be negative"
+SCRIPT_FLUSH_MODE = "ERR SCRIPT FLUSH only support SYNC|ASYNC option"
+SHEBANG_INVALID = "ERR Invalid script shebang"
+SHEBANG_INVALID_ENGINE = "ERR Invalid engine in script shebang"
+#: redis.call / redis.pcall (the Lua side raises the first two as well).
+LUA_NO_ARGS = "Please specify at least one argument for this redis lib call"
+LUA_BAD_ARG = "Lua redis lib command arguments must be strings or integers"
+LUA_OUTSIDE_SCRIPT = "ERR redis.call/pcall can only be called inside a script invocation"
+LUA_UNKNOWN_COMMAND = "Unknown Redis command called from script"
+LUA_WRONG_ARITY = "Wrong number of args calling Redis command from script"
+LUA_NOT_ALLOWED = "This Redis command is not allowed from script"
+LUA_WRITE_FROM_READ_ONLY = "Write commands are not allowed from read-only scripts."
+
+
+def shebang_unexpected_engine(engine: str) -> str:
+    return f"ERR Unexpected engine in script shebang: {engine}"
+
+
+def shebang_unknown_option(option: str) -> str:
+    return f"ERR Unknown lua shebang option: {option}"
+
+
+def shebang_unexpected_flag(flag: str) -> str:
+    return f"ERR Unexpected flag in script shebang: {flag}"
+
+
+def script_compile_error(detail: str) -> str:
+    return _clean(f"ERR Error compiling script (new function): {detail}")
+
+
+def script_run_error(sha: str, detail: str) -> str:
+    """A script failed without an error table to answer (Lua itself failed outside the
+    script's error handler, or ``error({})``): Redis keeps 100 characters of the message."""
+    return _clean(f"ERR Error running script {sha}, {detail[:100]} ")
+
+
+def script_error_at(text: str, sha: str, source: str, line: str) -> str:
+    """A script's error with the place it was raised (``... script: <sha>, on @user_script:1.``)."""
+    return _clean(f"{text} script: {sha}, on {source}:{line}.")
+
+
 # --- kvgate's own texts -----------------------------------------------------------
 
 
@@ -138,3 +185,18 @@ def not_available(fullname: str, reason: str) -> str:
 def reply_too_large(limit: int) -> str:
     """A reply whose size the caller picks (HRANDFIELD k -1000000000) is capped."""
     return f"ERR count is too large: kvgate answers at most {limit} elements per reply"
+
+
+# --- kvgate's own texts: scripts ---------------------------------------------------
+
+#: What the count hook raises inside Lua to stop a script (the client sees why instead).
+SCRIPT_ABORTED = "ERR script aborted"
+
+
+def script_timed_out(limit_ms: int) -> str:
+    return f"ERR script timed out after {limit_ms} ms and was aborted (kvgate's script time limit)"
+
+
+def script_out_of_memory(limit: int) -> str:
+    size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
+    return f"ERR script ran out of memory and was aborted (kvgate's script memory limit is {size})"
