@@ -187,6 +187,26 @@ def reply_too_large(limit: int) -> str:
     return f"ERR count is too large: kvgate answers at most {limit} elements per reply"
 
 
+# --- kvgate's own texts: request bodies -------------------------------------------
+
+BODY_EMPTY = "ERR invalid request body: empty body, expected a JSON array"
+BODY_TOO_DEEP = "ERR invalid request body: JSON nested too deeply"
+COMMAND_NOT_ARRAY = 'ERR invalid request body: a command is a non-empty JSON array, e.g. ["SET","k","v"]'
+COMMANDS_NOT_ARRAY = 'ERR invalid request body: expected a non-empty array of commands, e.g. [["GET","k"]]'
+NO_COMMAND = 'ERR no command: POST a JSON array such as ["PING"], or use the path form /ping'
+
+
+def body_not_json(detail: str) -> str:
+    return f"ERR invalid request body: not valid JSON ({detail})"
+
+
+def bad_argument(position: int, kind: str) -> str:
+    return (
+        f"ERR invalid request body: argument {position} is {kind}; "
+        "arguments must be strings, numbers or booleans"
+    )
+
+
 # --- kvgate's own texts: scripts ---------------------------------------------------
 
 #: What the count hook raises inside Lua to stop a script (the client sees why instead).

@@ -12,6 +12,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from kvgate.error_texts import (
+    BODY_EMPTY,
+    BODY_TOO_DEEP,
+    COMMAND_NOT_ARRAY,
+    COMMANDS_NOT_ARRAY,
+    NO_COMMAND,
+    bad_argument,
+    body_not_json,
+)
 from kvgate.errors import BadRequest, ReplyError
 
 Args = list[bytes]
@@ -43,7 +52,7 @@ def _reject_constant(name: str) -> Any:
 
 def _loads(body: bytes) -> Any:
     if not body.strip():
-        raise BadRequest("ERR invalid request body: empty body, expected a JSON array")
+        raise BadRequest(BODY_EMPTY)
     try:
         return json.loads(
             body,
@@ -52,9 +61,9 @@ def _loads(body: bytes) -> Any:
             parse_constant=_reject_constant,
         )
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"ERR invalid request body: not valid JSON ({exc})") from None
+        raise BadRequest(body_not_json(str(exc))) from None
     except RecursionError:
-        raise BadRequest("ERR invalid request body: JSON nested too deeply") from None
+        raise BadRequest(BODY_TOO_DEEP) from None
 
 
 def _arg(value: Any, position: int) -> bytes:
@@ -65,17 +74,12 @@ def _arg(value: Any, position: int) -> bytes:
     if value is False:
         return b"false"
     kind = "null" if value is None else "an object" if isinstance(value, dict) else "an array"
-    raise BadRequest(
-        f"ERR invalid request body: argument {position} is {kind}; "
-        "arguments must be strings, numbers or booleans"
-    )
+    raise BadRequest(bad_argument(position, kind))
 
 
 def command_from_json(value: Any) -> Args:
     if not isinstance(value, list) or not value:
-        raise BadRequest(
-            'ERR invalid request body: a command is a non-empty JSON array, e.g. ["SET","k","v"]'
-        )
+        raise BadRequest(COMMAND_NOT_ARRAY)
     try:  # the common case: every argument is a string (numbers arrive as their text)
         return [v.encode() for v in value]
     except (AttributeError, UnicodeEncodeError):
@@ -90,9 +94,7 @@ def parse_commands(body: bytes) -> list[Args]:
     """A ``/pipeline`` or ``/multi-exec`` body: an array of commands."""
     value = _loads(body)
     if not isinstance(value, list) or not value:
-        raise BadRequest(
-            'ERR invalid request body: expected a non-empty array of commands, e.g. [["GET","k"]]'
-        )
+        raise BadRequest(COMMANDS_NOT_ARRAY)
     return [command_from_json(cmd) for cmd in value]
 
 
@@ -114,7 +116,7 @@ def path_args(path: str, body: bytes, raw_query: str) -> Args:
             if eq:
                 args.append(unquote_plus_to_bytes(value))
     if not args or not args[0]:
-        raise BadRequest('ERR no command: POST a JSON array such as ["PING"], or use the path form /ping')
+        raise BadRequest(NO_COMMAND)
     return args
 
 
