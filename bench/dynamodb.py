@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """kvgate's added latency on its DynamoDB backend: kvgate vs a direct aiobotocore call.
 
-    python bench/dynamodb.py [--requests N] [--json PATH] [--no-concurrent] [--keep-logs]
+    python -m bench.dynamodb [--requests N] [--json PATH] [--no-concurrent] [--keep-logs]
 
-Starts one DynamoDB Local (AWS's emulator, in memory, tests/servers.py's DynamoDBLocal),
-creates a table with kvgate's own create_table, starts ``kvgate serve --workers 1`` on it and
-the aiohttp ceiling (bench/aiohttp_ceiling.py, 1 worker: the HTTP hop alone), all on free
-loopback ports, checks one real reply from each path, then measures from one client process:
+Starts one DynamoDB Local (AWS's emulator, in memory, tests/support/servers.py's
+DynamoDBLocal), creates a table with kvgate's own create_table, starts ``kvgate serve
+--workers 1`` on it and the aiohttp ceiling (bench/aiohttp_ceiling.py, 1 worker: the HTTP
+hop alone), all on free loopback ports, checks one real reply from each path, then
+measures from one client process:
 
 * one request at a time, the paths interleaved round by round: GET (``get_item`` with
   ``ConsistentRead``), SET (``put_item`` of the item kvgate writes) and INCR (``update_item
@@ -40,15 +41,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-for _path in (str(REPO), str(BENCH)):  # kvgate and tests.servers; bench/run.py's helpers
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+import aiohttp
+from aiobotocore.session import get_session
 
-import aiohttp  # noqa: E402
-from aiobotocore.session import get_session  # noqa: E402
-from run import (  # noqa: E402
+from bench.run import (
     AIOHTTP_1W,
     HOST,
     NOISY_PCT,
@@ -63,12 +59,11 @@ from run import (  # noqa: E402
     start_ceiling,
     start_kvgate,
 )
-
-from kvgate.adapters import dynamodb_items as items  # noqa: E402
-from kvgate.adapters.dynamodb import _client_config, create_table, increment_request  # noqa: E402
-from kvgate.adapters.dynamodb_items import Entry  # noqa: E402
-from kvgate.engine.storage import Key, KeyType  # noqa: E402
-from tests.servers import DYNAMODB_LOCAL_PACKAGE, DynamoDBLocal  # noqa: E402
+from kvgate.adapters import dynamodb_items as items
+from kvgate.adapters.dynamodb import _client_config, create_table, increment_request
+from kvgate.adapters.dynamodb_items import Entry
+from kvgate.engine.storage import Key, KeyType
+from tests.support.servers import DYNAMODB_LOCAL_PACKAGE, DynamoDBLocal
 
 TABLE = "kvgate-bench"
 REGION = "us-east-1"
@@ -110,7 +105,7 @@ def pk(name: bytes) -> dict[str, Any]:
 class OtherCpu:
     """CPU used by processes this script did not start, as bench/run.py's CpuMeter (share of
     all cores, from /proc/stat, minus ours), except that DynamoDB Local, which
-    tests/servers.py starts in our own session, counts as ours by its pid."""
+    tests/support/servers.py starts in our own session, counts as ours by its pid."""
 
     def __init__(self, started: list[Service], pids: set[int]):
         self.started = started

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark kvgate against webdis and raw Redis, all on this machine, in one run.
 
-    python bench/run.py [--duration SECONDS] [--quick] [--json PATH]
+    python -m bench.run [--duration SECONDS] [--quick] [--json PATH]
 
 Starts its own redis-server, kvgate (2 workers and 1 worker), webdis and the aiohttp
 ceiling (bench/aiohttp_ceiling.py: kvgate's serving stack answering a constant reply, 2

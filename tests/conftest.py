@@ -1,16 +1,18 @@
+"""Fixtures for every test folder; the helpers they use live in ``tests.support``."""
+
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import RawTestServer, TestClient
 
 from kvgate.app import SERVER_OPTIONS, Gateway
-from kvgate.config import Config, from_options
-from tests.engine_support import (
+from kvgate.config import Config
+from tests.support.api import BACKENDS, GATEWAYS, Api, GatewayClient, make_config
+from tests.support.engine import (
     ENGINE_BACKENDS,
     STORES,
     DynamoEngineClient,
@@ -18,16 +20,13 @@ from tests.engine_support import (
     Oracle,
     make_client,
 )
-from tests.servers import DynamoDBLocal, RedisServer
+from tests.support.openapi import Contract, load_spec
+from tests.support.servers import DynamoDBLocal, RedisServer
 
 # DynamoDB Local takes any credentials; never reach for an instance role.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "kvgatetest")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "kvgatetest")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-
-RW = "rw-token"
-RO = "ro-token"
-BACKENDS = ("redis", "fakeredis", "sqlite", "dynamodb")
 
 
 @pytest.fixture(scope="session")
@@ -66,64 +65,6 @@ def engine_backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/kvgate.db"
     return request.getfixturevalue("dynamodb_local").clean_table()
-
-
-def require_commands(backend_url: str, *names: str) -> None:
-    """Skip on a backend that does not run one of these commands (kvgate's own engine runs
-    a documented subset: README, "Commands per backend")."""
-    kind = backend_url.split(":", 1)[0]
-    if kind in ENGINE_BACKENDS:
-        from kvgate.engine import Engine
-
-        missing = [n for n in names if not Engine.supports(n)]
-        if missing:
-            pytest.skip(f"not supported by the {kind} backend: {', '.join(missing)}")
-
-
-def make_config(backend_url: str, **options: Any) -> Config:
-    return from_options({"backend": backend_url, "tokens": (RW,), "read_only_tokens": (RO,), **options})
-
-
-class Api:
-    """A thin client for tests: JSON in, (status, JSON) out, with a token by default."""
-
-    def __init__(self, client: TestClient, token: str | None = RW, prefix: str = "") -> None:
-        self.client = client
-        self.token = token
-        self.prefix = prefix
-
-    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        h.update(extra or {})
-        return h
-
-    async def request(
-        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
-    ) -> tuple[int, Any]:
-        async with self.client.request(
-            method, self.prefix + path, headers=self.headers(headers), **kwargs
-        ) as resp:
-            assert resp.headers["Content-Type"].startswith("application/json"), await resp.text()
-            return resp.status, await resp.json()
-
-    async def cmd(self, *args: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        return await self.request("POST", "/", json=list(args), headers=headers)
-
-    async def result(self, *args: Any) -> Any:
-        status, body = await self.cmd(*args)
-        assert status == 200, body
-        return body["result"]
-
-    async def pipeline(self, *commands: list[Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        return await self.request("POST", "/pipeline", json=list(commands), headers=headers)
-
-    async def multi(self, *commands: list[Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        return await self.request("POST", "/multi-exec", json=list(commands), headers=headers)
-
-
-GatewayClient = Callable[[Config], Awaitable[TestClient]]
-#: The gateway behind each test client, for tests that look inside it.
-GATEWAYS: dict[TestClient, Gateway] = {}
 
 
 @pytest.fixture
@@ -172,3 +113,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineCli
 def oracle(redis_server: RedisServer) -> Oracle:
     """The real Redis of the session, flushed."""
     return Oracle(redis_server)
+
+
+@pytest.fixture(scope="module")
+def contract() -> Contract:
+    """openapi.yaml, to check replies against (tests.support.openapi)."""
+    return Contract(load_spec())
