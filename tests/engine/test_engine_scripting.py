@@ -975,11 +975,21 @@ def test_threads_get_their_own_runtime() -> None:
     assert scripting.sandbox() is scripting.sandbox()
 
 
-def test_status_reply_table_names_real_commands() -> None:
-    from kvgate.commands import default_table
+def test_declared_reply_kinds_and_flags_name_real_commands() -> None:
+    """The engine's status_reply and may_replicate facts patch commands Redis has (a
+    misspelt name would otherwise be a new command with no facts)."""
+    import json
+    from importlib.resources import files
 
-    for name in scripting.STATUS_REPLIES | scripting.MAY_REPLICATE:
-        assert default_table().get(name) is not None, name
+    from kvgate.commands import default_table
+    from kvgate.engine import command_table
+
+    declared = json.loads(files("kvgate.engine").joinpath("commands.json").read_text())["commands"]
+    for name, facts in declared.items():
+        if set(facts) <= {"flags", "status_reply"}:
+            assert default_table().get(name) is not None, name
+    assert command_table().get("xgroup|create").status_reply  # type: ignore[union-attr]
+    assert "may_replicate" in command_table().get("publish").flags  # type: ignore[union-attr]
 
 
 def test_split_args() -> None:

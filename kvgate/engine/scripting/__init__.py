@@ -33,8 +33,8 @@ Known differences from Redis 7.0:
 * ``getmetatable`` of a library table is ``false`` (Redis: nil); ``error({})`` (which crashes
   Redis 7.0.15) answers ``ERR Error running script <sha>, execution failure``; replies
   nested deeper than 200 tables end in ``ERR reached lua stack limit``;
-* redis.call replies keep their status/bulk kind by command (``STATUS_REPLIES``), since
-  engine handlers return both as ``bytes``;
+* redis.call replies keep their status/bulk kind by command (the ``status_reply`` fact of
+  ``kvgate/engine/commands.json``), since engine handlers return both as ``bytes``;
 * ``SCRIPT KILL`` always answers NOTBUSY (no script runs while another command of the same
   store waits); ``SCRIPT DEBUG`` is not supported;
 * kvgate limits a script's time and memory (see :mod:`.sandbox`).
@@ -45,7 +45,6 @@ from __future__ import annotations
 from kvgate.engine.scripting import commands  # noqa: F401  (registers the handlers)
 
 # Names the tests still use (until they move with the per-database state).
-from kvgate.engine.scripting.calls import MAY_REPLICATE, STATUS_REPLIES  # noqa: F401
 from kvgate.engine.scripting.sandbox import Limits, LuaSandbox
 from kvgate.engine.scripting.state import SHARED, Scripting
 from kvgate.error_texts import NOSCRIPT  # noqa: F401

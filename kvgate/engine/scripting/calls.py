@@ -10,60 +10,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kvgate.commands import Command, default_table
+from kvgate.commands import Command
 from kvgate.engine.registry import HANDLERS
 from kvgate.engine.storage import Txn
 from kvgate.error_texts import not_supported
 from kvgate.errors import ReplyError
 from kvgate.protocol import Reply
 
-#: Commands Redis 7.0 flags ``may_replicate`` (the command table leaves that flag out):
-#: read-only scripts may not call them either.
-MAY_REPLICATE = frozenset({"pfcount", "publish", "spublish", "eval", "evalsha", "fcall"})
-
-#: Commands whose reply is a status (``+OK``), not a bulk string.  Engine handlers return
-#: both as ``bytes``; Lua must see a status as an ``{ok=...}`` table.
-STATUS_REPLIES = frozenset(
-    {
-        "flushall",
-        "flushdb",
-        "hmset",
-        "lset",
-        "ltrim",
-        "migrate",
-        "mset",
-        "pfmerge",
-        "psetex",
-        "rename",
-        "restore",
-        "select",
-        "setex",
-        "swapdb",
-        "type",
-        "xgroup|create",
-        "xgroup|setid",
-        "xsetid",
-    }
-)
-
 
 def resolve(argv: Sequence[bytes]) -> Command | None:
-    """``lookupCommand``: the command (or subcommand) ``argv`` names, or None."""
+    """``lookupCommand``: the command (or subcommand) ``argv`` names in the engine's table,
+    or None."""
+    from kvgate.engine import command_table  # the engine package imports this module
+
     name = argv[0].lower()
     if b"|" in name:
         return None
-    cmd = default_table().get(name.decode("latin-1"))
+    cmd = command_table().get(name.decode("latin-1"))
     if cmd is None or not cmd.subcommands or len(argv) == 1:
         return cmd
     return cmd.subcommands.get(argv[1].lower())
 
 
 def is_status(cmd: Command, argv: Sequence[bytes]) -> bool:
+    """Whether the reply is a status (``+OK``), not a bulk string: engine handlers return
+    both as ``bytes``, and Lua must see a status as an ``{ok=...}`` table.  The command's
+    facts say (``status_reply``), but for the two whose reply kind hangs on arguments."""
     if cmd.name == "set":
         return not any(a.upper() == b"GET" for a in argv[3:])
     if cmd.name == "ping":
         return len(argv) == 1
-    return cmd.name in STATUS_REPLIES
+    return cmd.status_reply
 
 
 def dispatch(t: Txn, cmd: Command, argv: list[bytes]) -> Reply:

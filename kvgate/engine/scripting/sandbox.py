@@ -44,7 +44,7 @@ from typing import Any
 from lupa import lua51
 
 from kvgate import error_texts as errors
-from kvgate.engine.scripting.calls import MAY_REPLICATE, dispatch, is_status, resolve
+from kvgate.engine.scripting.calls import dispatch, is_status, resolve
 from kvgate.engine.scripting.convert import lua_arg, lua_error_text, script_error, to_reply
 from kvgate.engine.storage import Txn
 from kvgate.errors import ReplyError
@@ -370,7 +370,7 @@ class LuaSandbox:
             return 1, self.script_error_table(errors.LUA_WRONG_ARITY)
         if "noscript" in cmd.flags:
             return 1, self.script_error_table(errors.LUA_NOT_ALLOWED)
-        if run.read_only and ("write" in cmd.flags or cmd.name in MAY_REPLICATE):
+        if run.read_only and ("write" in cmd.flags or "may_replicate" in cmd.flags):
             return 1, self.script_error_table(errors.LUA_WRITE_FROM_READ_ONLY)
         reply = dispatch(run.t, cmd, argv)
         if isinstance(reply, ReplyError):
