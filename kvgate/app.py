@@ -17,9 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from kvgate import error_texts as errors
+from kvgate import error_texts
 from kvgate.adapters import open_backend
-from kvgate.commands import CommandTable, default_table
 from kvgate.config import Config
 from kvgate.database import Access, Database
 from kvgate.errors import (
@@ -63,9 +62,8 @@ OPS_PREFIX = "/_kvgate/"
 class Gateway:
     """Holds the databases of one process and answers HTTP requests for them."""
 
-    def __init__(self, config: Config, table: CommandTable | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.table = table or default_table()
         self.metrics = Metrics()
         self.databases: list[tuple[str, Database]] = []
         self.shutting_down = False
@@ -76,11 +74,9 @@ class Gateway:
     async def start(self) -> None:
         """Open every database's backend (a backend that is down does not stop us)."""
         for db in self.config.databases:
-            backend = open_backend(db.backend, **db.backend_options)
+            backend = open_backend(db.backend, db.backend_settings)
             await backend.start()
-            self.databases.append(
-                (db.path, Database(db.name, backend, self.table, db.tokens, db.read_only_tokens))
-            )
+            self.databases.append((db.path, Database(db.name, backend, db.tokens, db.read_only_tokens)))
         # Longest base path first, so /db/a/b wins over /db/a.
         self.databases.sort(key=lambda item: len(item[0]), reverse=True)
 
@@ -128,7 +124,7 @@ class Gateway:
         """The request body, refused past ``max_body_bytes`` whether or not it declared a
         Content-Length (chunked bodies are counted as they arrive)."""
         limit = self.config.max_body_bytes
-        too_large = f"ERR max request size exceeded (limit {limit} bytes)"
+        too_large = error_texts.body_too_large(limit)
         if request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(too_large)
         chunks: list[bytes] = []
@@ -156,37 +152,32 @@ class Gateway:
         started = time.perf_counter()
         self.metrics.in_flight += 1
         name, endpoint, commands = "-", "command", 1
+        response: web.StreamResponse
         try:
             routed = self.route(path)
             if routed is None:
-                raise NotFound("ERR no database at this path")
+                raise NotFound(error_texts.NO_DATABASE)
             database, rest = routed
             name = database.name
             endpoint = self.endpoint_of(rest)
             method = request.method
             allowed = ENDPOINT_METHODS[endpoint]
             if method not in allowed:
-                raise MethodNotAllowed(f"ERR method {method} is not allowed here", allowed)
+                raise MethodNotAllowed(error_texts.method_not_allowed(method), allowed)
             access = database.authenticate(self.presented_token(request))
             if access is None:
-                raise Unauthorized(errors.WRONGPASS)
+                raise Unauthorized(error_texts.WRONGPASS)
             encode = result_encoder(request.headers.get("Upstash-Encoding", "").lower() == "base64")
             if endpoint in ("pipeline", "multi-exec"):
                 batch = parse_commands(await self.body(request))
                 commands = len(batch)
                 if commands > self.config.max_batch_commands:
-                    raise BadRequest(
-                        f"ERR too many commands in one request: {commands} "
-                        f"(limit {self.config.max_batch_commands}); split the batch"
-                    )
+                    raise BadRequest(error_texts.too_many_commands(commands, self.config.max_batch_commands))
                 response = await self.run_batch(database, endpoint, batch, access, encode)
             elif endpoint == "subscribe":
                 response = await subscribe(self, request, database, rest)
             elif endpoint == "monitor":
-                raise BadRequest(
-                    "ERR monitor is not available: it would show every client's commands "
-                    "on the backend, other databases' included"
-                )
+                raise BadRequest(error_texts.MONITOR_REFUSED)
             else:
                 body = await self.body(request) if method in BODY_METHODS else b""
                 if rest:
@@ -200,7 +191,7 @@ class Gateway:
             response = self.error(exc.status, exc.message, exc.headers)
         except Exception:  # a bug: log it, answer JSON, keep serving
             log.exception("unexpected error handling %s %s", request.method, path)
-            response = self.error(500, "ERR internal error in kvgate (logged on the server)")
+            response = self.error(500, error_texts.INTERNAL_ERROR)
         finally:
             self.metrics.in_flight -= 1
         self.metrics.observe(name, endpoint, response.status, time.perf_counter() - started, commands)
@@ -232,7 +223,9 @@ class Gateway:
 
     async def handle_ops(self, request: web.BaseRequest, what: str) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
-            return self.error(405, f"ERR method {request.method} is not allowed", {"Allow": "GET, HEAD"})
+            return self.error(
+                405, error_texts.method_not_allowed(request.method, here=False), {"Allow": "GET, HEAD"}
+            )
         if what == "health":
             report = {}
             for _, database in self.databases:
@@ -255,7 +248,7 @@ class Gateway:
                 charset="utf-8",
                 headers={"Upstash-Sync-Token": self.sync_token()},
             )
-        return self.error(404, "ERR unknown endpoint; try /_kvgate/health or /_kvgate/metrics")
+        return self.error(404, error_texts.UNKNOWN_OPS_ENDPOINT)
 
 
 # Request handler options: no access log (it would print ``?_token=`` and costs a line

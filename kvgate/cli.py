@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from kvgate import __version__
+from kvgate.adapters import entry_for
 from kvgate.config import DATABASE_SETTINGS, SERVER_SETTINGS, Config, ConfigError, from_options, load_file
 
 _HELP = {s.name: s for s in (*SERVER_SETTINGS, *DATABASE_SETTINGS)}
@@ -78,9 +79,10 @@ def serve(config_path: str | None, **options: Any) -> None:
                 f"generated one for this run: {db.tokens[0]}",
                 err=True,
             )
-        if db.backend.startswith("fakeredis"):
+        entry = entry_for(db.backend)
+        if entry.in_process:
             click.echo(
-                f"kvgate: database {db.name!r} uses fakeredis:// - in memory, lost when kvgate stops",
+                f"kvgate: database {db.name!r} uses {entry.name}:// - in memory, lost when kvgate stops",
                 err=True,
             )
     from kvgate.server import run

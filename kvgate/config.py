@@ -15,14 +15,24 @@ import re
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kvgate.adapters import BackendURLError, check_url
+from kvgate.adapters import REGISTRY, BackendSettings, BackendURLError, check_url, entry_for
 
 DEFAULT_BACKEND = "sqlite:///kvgate.db"
 MIB = 1024 * 1024
+
+
+def _backend_help() -> str:
+    forms = "; ".join(f"{e.url_form} ({e.name})" for e in REGISTRY)
+    return f"Backend URL: {forms}. See the README's backends table."
+
+
+def _pool_help() -> str:
+    defaults = ", ".join(f"{e.default_pool_size} for {e.name}" for e in REGISTRY if e.default_pool_size)
+    return f"Connections each process keeps open to the backend. Default: per backend ({defaults})."
 
 
 class ConfigError(ValueError):
@@ -67,15 +77,7 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
 )
 
 DATABASE_SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "backend",
-        str,
-        DEFAULT_BACKEND,
-        "Backend URL: sqlite:///relative/file.db or sqlite:////absolute/file.db (kvgate's own "
-        "engine on a local file), redis://[user:password@]host:port/db, rediss://..., "
-        "unix:///path.sock?db=N, or fakeredis:// (in memory, one process).",
-        "KVGATE_BACKEND",
-    ),
+    Setting("backend", str, DEFAULT_BACKEND, _backend_help(), "KVGATE_BACKEND"),
     Setting(
         "tokens",
         list,
@@ -85,14 +87,7 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("read_only_tokens", list, [], "Tokens allowed read commands only.", "KVGATE_READ_ONLY_TOKEN"),
     Setting("path", str, "/db/<name>", "Base path of the database (config file only)."),
-    Setting(
-        "pool_size",
-        int,
-        None,
-        "Connections each process keeps open to the backend. Default: 4 for Redis (each carries "
-        "many commands at once), 64 for DynamoDB (one request at a time each).",
-        "KVGATE_POOL_SIZE",
-    ),
+    Setting("pool_size", int, None, _pool_help(), "KVGATE_POOL_SIZE"),
     Setting(
         "max_inflight",
         int,
@@ -121,49 +116,47 @@ _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 _LEVELS = ("debug", "info", "warning", "error")
 
 
+def _default(settings: tuple[Setting, ...], name: str) -> Any:
+    """A dataclass field whose default is the setting's (declared once, above)."""
+    value = next(s.default for s in settings if s.name == name)
+    if isinstance(value, list):
+        return field(default=tuple(value))
+    return field(default=value)
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
     name: str
     path: str  # "" for the root
-    backend: str = DEFAULT_BACKEND
-    tokens: tuple[str, ...] = ()
-    read_only_tokens: tuple[str, ...] = ()
-    pool_size: int | None = None  # None: the backend's own default
-    max_inflight: int = 10_000
-    timeout: float = 10.0
-    max_subscriptions: int = 100
+    backend: str = _default(DATABASE_SETTINGS, "backend")
+    tokens: tuple[str, ...] = _default(DATABASE_SETTINGS, "tokens")
+    read_only_tokens: tuple[str, ...] = _default(DATABASE_SETTINGS, "read_only_tokens")
+    pool_size: int | None = _default(DATABASE_SETTINGS, "pool_size")  # None: the backend's default
+    max_inflight: int = _default(DATABASE_SETTINGS, "max_inflight")
+    timeout: float = _default(DATABASE_SETTINGS, "timeout")
+    max_subscriptions: int = _default(DATABASE_SETTINGS, "max_subscriptions")
     generated_token: bool = False
 
     @property
-    def backend_options(self) -> dict[str, Any]:
-        if self.backend.startswith("fakeredis"):
-            return {}
-        if self.backend.startswith("sqlite"):
-            return {"max_inflight": self.max_inflight, "timeout": self.timeout}
-        if self.backend.startswith("dynamodb"):
-            return {
-                "connections": self.pool_size or 64,
-                "max_inflight": self.max_inflight,
-                "timeout": self.timeout,
-            }
-        return {
-            "connections": self.pool_size or 4,
-            "max_inflight": self.max_inflight,
-            "timeout": self.timeout,
-            "max_subscriptions": self.max_subscriptions,
-        }
+    def backend_settings(self) -> BackendSettings:
+        return BackendSettings(
+            pool_size=self.pool_size,
+            max_inflight=self.max_inflight,
+            timeout=self.timeout,
+            max_subscriptions=self.max_subscriptions,
+        )
 
 
 @dataclass(frozen=True)
 class Config:
     databases: tuple[DatabaseConfig, ...]
-    host: str = "127.0.0.1"
-    port: int = 8379
-    workers: int = 1
-    max_body_bytes: int = 10 * MIB
-    shutdown_timeout: float = 10.0
-    max_batch_commands: int = 10_000
-    log_level: str = "info"
+    host: str = _default(SERVER_SETTINGS, "host")
+    port: int = _default(SERVER_SETTINGS, "port")
+    workers: int = _default(SERVER_SETTINGS, "workers")
+    max_body_bytes: int = _default(SERVER_SETTINGS, "max_body_bytes")
+    shutdown_timeout: float = _default(SERVER_SETTINGS, "shutdown_timeout")
+    max_batch_commands: int = _default(SERVER_SETTINGS, "max_batch_commands")
+    log_level: str = _default(SERVER_SETTINGS, "log_level")
 
     def with_generated_tokens(self) -> Config:
         """Give every database without a read-write token a fresh random one."""
@@ -207,21 +200,22 @@ def _apply(settings: tuple[Setting, ...], values: Mapping[str, Any], where: str)
     return {name: _coerce(known[name], v, where) for name, v in values.items() if v is not None}
 
 
-def _check_server(values: dict[str, Any]) -> None:
-    port = values.get("port", 8379)
+def _check_server(given: dict[str, Any]) -> None:
+    values = {**{s.name: s.default for s in SERVER_SETTINGS}, **given}
+    port = values["port"]
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is out of range 0-65535")
-    if values.get("workers", 1) < 1:
+    if values["workers"] < 1:
         raise ConfigError("workers must be at least 1")
-    if values.get("workers", 1) > 1 and port == 0:
+    if values["workers"] > 1 and port == 0:
         raise ConfigError("workers > 1 needs a fixed port (port 0 would give each worker its own)")
-    if values.get("max_batch_commands", 1) < 1:
+    if values["max_batch_commands"] < 1:
         raise ConfigError("max_batch_commands must be at least 1")
-    if values.get("max_body_bytes", MIB) < 1024:
+    if values["max_body_bytes"] < 1024:
         raise ConfigError("max_body_bytes must be at least 1024")
-    if values.get("shutdown_timeout", 1.0) < 0:
+    if values["shutdown_timeout"] < 0:
         raise ConfigError("shutdown_timeout must not be negative")
-    if values.get("log_level", "info").lower() not in _LEVELS:
+    if values["log_level"].lower() not in _LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LEVELS)}")
 
 
@@ -249,10 +243,10 @@ def _finish(server: dict[str, Any], databases: list[DatabaseConfig]) -> Config:
         server["log_level"] = server["log_level"].lower()
     if server.get("workers", 1) > 1:
         for db in databases:
-            if db.backend.startswith("fakeredis"):
+            if entry_for(db.backend).in_process:
                 raise ConfigError(
-                    f"database {db.name!r}: fakeredis:// keeps data in one process's memory; "
-                    "it cannot be served by several workers"
+                    f"database {db.name!r}: {entry_for(db.backend).name}:// keeps data in one "
+                    "process's memory; it cannot be served by several workers"
                 )
     return Config(databases=tuple(databases), **server)
 

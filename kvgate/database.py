@@ -1,9 +1,9 @@
 """One database: its backend, its tokens, and running a request's commands on it.
 
-Every command goes through :meth:`Database.prepare`: look it up in the command table
-(unknown command, arity), apply the policy for where it arrived (REST, pipeline,
-transaction), the token's rights, and script normalization.  Only then does the backend
-see it.
+Every command goes through :meth:`Database.prepare`: look it up in the command table the
+backend serves (unknown command, arity, whether this backend runs it), apply the policy
+for where it arrived (REST, pipeline, transaction), the token's rights, and script
+normalization.  Only then does the backend see it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 import hmac
 from enum import Enum
 
-from kvgate import error_texts as errors
-from kvgate.adapters import Backend
-from kvgate.commands import CommandTable, Context
-from kvgate.error_texts import not_supported
+from kvgate import error_texts
+from kvgate.adapters import Backend, BackendEntry, entry_named
+from kvgate.commands import Context
 from kvgate.errors import Forbidden, ReplyError
 from kvgate.protocol import Args, Reply
 from kvgate.scripts import Fixup, ScriptRegistry
@@ -34,20 +33,15 @@ class Database:
         self,
         name: str,
         backend: Backend,
-        table: CommandTable,
         tokens: tuple[str, ...],
         read_only_tokens: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.backend = backend
-        self.table = table
+        self.entry: BackendEntry = entry_named(backend.kind)
         self._rw = tuple(t.encode() for t in tokens)
         self._ro = tuple(t.encode() for t in read_only_tokens)
         self.scripts = ScriptRegistry(backend_knows_shebang=backend.knows_shebang)
-        # Asked once here, not per command: what the backend does not run (kvgate's own
-        # engine runs a subset; a Redis runs everything, so this is empty).
-        everything = [sub for c in table for sub in (c, *c.subcommands.values())]
-        self._unsupported = frozenset(c.name for c in everything if not backend.supports(c.name))
 
     def authenticate(self, token: str | None) -> Access | None:
         """Constant-time comparison against every configured token."""
@@ -65,17 +59,17 @@ class Database:
         """Validate one command, rewriting ``args`` in place where needed (scripts); return
         the function to apply to its reply, if any.  Raises ``ReplyError`` with the text the
         client sees."""
-        command = self.table.lookup(args)
+        command = self.backend.commands.lookup(args)
         if context not in command.contexts:
-            reason = command.refusal or "not allowed inside a transaction"
-            raise ReplyError(errors.not_available(command.name, reason))
+            reason = command.refusal or error_texts.NOT_IN_TRANSACTION
+            raise ReplyError(error_texts.not_available(command.name, reason))
         option = command.refused_option
         if option is not None and option.present(args):
-            raise ReplyError(errors.not_available(command.name, option.reason))
+            raise ReplyError(error_texts.not_available(command.name, option.reason))
         if access is Access.READ_ONLY and not command.readonly_token:
-            raise NoPermission(errors.noperm(command.name))
-        if command.name in self._unsupported:
-            raise ReplyError(not_supported(command.name, self.backend.kind))
+            raise NoPermission(error_texts.noperm(command.name))
+        if not command.supported:
+            raise ReplyError(error_texts.not_supported(command.name, self.backend.kind))
         if command.alias_of is not None:
             args[0] = command.alias_of
         return self.scripts.rewrite(command.name, args)
@@ -123,7 +117,7 @@ class Database:
             except NoPermission as exc:  # the token, not the transaction, is at fault
                 raise Forbidden(exc.message) from None
             except ReplyError:
-                raise ReplyError(errors.EXECABORT) from None
+                raise ReplyError(error_texts.EXECABORT) from None
             if fixup is not None:
                 fixups[i] = fixup
         results = await self.backend.transaction(commands)

@@ -124,7 +124,6 @@ def no_input_keys(name: str) -> str:
 
 # Scripts (EVAL, EVALSHA, SCRIPT ...), their shebang, and redis.call inside them.
 
-TOO_MANY_KEYS = "ERR Number of keys can't be greater than number of args"
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 NOTBUSY = "NOTBUSY No scripts in execution right now."
 RO_WITH_WRITE_FLAG = "ERR Can not execute a script with write flag using *_ro command."
@@ -177,6 +176,9 @@ def not_supported(name: str, backend: str) -> str:
     return f"ERR command '{name}' is not supported by the {backend} backend"
 
 
+NOT_IN_TRANSACTION = "not allowed inside a transaction"
+
+
 def not_available(fullname: str, reason: str) -> str:
     """A command kvgate's policy refuses over REST."""
     return f"ERR command '{fullname}' is not available over REST: {reason}"
@@ -207,6 +209,28 @@ def bad_argument(position: int, kind: str) -> str:
     )
 
 
+# --- kvgate's own texts: the path to the backend ------------------------------------
+
+BACKEND_CLOSED = "ERR backend unavailable (closed)"
+TOO_MANY_SUBSCRIPTIONS = "ERR too many open subscriptions on this kvgate process; retry later"
+
+
+def backend_unavailable(detail: str) -> str:
+    return f"ERR backend unavailable ({detail}); retry later"
+
+
+def subscribe_needs_names(kind: str) -> str:
+    return f"ERR {kind} needs at least one name: /{kind}/<name>"
+
+
+BACKEND_CONNECTION_LOST = "ERR backend connection lost; the command may or may not have been applied"
+BACKEND_OVERLOADED = "ERR backend overloaded: too many commands in flight; retry later"
+
+
+def backend_timeout(seconds: float) -> str:
+    return f"ERR backend did not answer within {seconds:g}s; the command may or may not have been applied"
+
+
 # --- kvgate's own texts: scripts ---------------------------------------------------
 
 #: What the count hook raises inside Lua to stop a script (the client sees why instead).
@@ -220,3 +244,128 @@ def script_timed_out(limit_ms: int) -> str:
 def script_out_of_memory(limit: int) -> str:
     size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
     return f"ERR script ran out of memory and was aborted (kvgate's script memory limit is {size})"
+
+
+# --- kvgate's own texts: HTTP requests ----------------------------------------------
+
+NO_DATABASE = "ERR no database at this path"
+MONITOR_REFUSED = (
+    "ERR monitor is not available: it would show every client's commands "
+    "on the backend, other databases' included"
+)
+INTERNAL_ERROR = "ERR internal error in kvgate (logged on the server)"
+UNKNOWN_OPS_ENDPOINT = "ERR unknown endpoint; try /_kvgate/health or /_kvgate/metrics"
+
+
+def body_too_large(limit: int) -> str:
+    return f"ERR max request size exceeded (limit {limit} bytes)"
+
+
+def method_not_allowed(method: str, here: bool = True) -> str:
+    return f"ERR method {method} is not allowed here" if here else f"ERR method {method} is not allowed"
+
+
+def too_many_commands(count: int, limit: int) -> str:
+    return f"ERR too many commands in one request: {count} (limit {limit}); split the batch"
+
+
+# --- kvgate's own texts: fakeredis ---------------------------------------------------
+
+
+def fakeredis_failed(error: str) -> str:
+    return f"ERR fakeredis failed on this request ({error}); its connection was reset"
+
+
+# --- kvgate's own texts: the SQLite backend ------------------------------------------
+
+SQLITE_WRITER_BUSY = "ERR too many commands waiting for the sqlite writer; retry later"
+
+
+def sqlite_read_failed(detail: object) -> str:
+    return f"ERR sqlite read failed: {detail}"
+
+
+def sqlite_writer_stopped(detail: str) -> str:
+    return f"ERR the sqlite writer has stopped ({detail})"
+
+
+def sqlite_writer_timeout(seconds: float) -> str:
+    return f"ERR the sqlite writer did not answer within {seconds:g}s; the command may still be applied"
+
+
+def sqlite_write_failed(detail: object, applied: bool = False) -> str:
+    if applied:
+        return f"ERR sqlite write failed: {detail}"
+    return f"ERR sqlite write failed ({detail}); the writes were not applied"
+
+
+def sqlite_busy(detail: object) -> str:
+    return f"ERR sqlite is busy or unavailable ({detail}); retry later"
+
+
+def sqlite_commit_failed(detail: object) -> str:
+    return f"ERR sqlite commit failed ({detail}); the writes were not applied"
+
+
+# --- kvgate's own texts: the DynamoDB backend ----------------------------------------
+
+DYNAMODB_BUSY = "ERR too many commands waiting for dynamodb; retry later"
+DYNAMODB_CONFLICTS = "ERR too many concurrent writers on these keys; the command was not applied, retry later"
+DYNAMODB_THROTTLING = "ERR dynamodb is throttling requests; retry later"
+DYNAMODB_NO_CREDENTIALS = "ERR dynamodb: no AWS credentials found"
+
+
+def dynamodb_timeout(seconds: float) -> str:
+    return f"ERR dynamodb did not answer within {seconds:g}s; the command may or may not have been applied"
+
+
+def not_run_after_failure(detail: str) -> str:
+    return f"ERR not run: an earlier command failed ({detail})"
+
+
+def dynamodb_too_many_needs(limit: int) -> str:
+    return f"ERR the command reads more than {limit} keys it did not declare; the dynamodb backend refuses it"
+
+
+def dynamodb_key_too_long(size: int, limit: int) -> str:
+    return (
+        f"ERR key is too long for the dynamodb backend: {size} bytes, at most {limit} (DynamoDB's key limit)"
+    )
+
+
+def dynamodb_value_too_large(key: str, size: int, limit: int) -> str:
+    return (
+        f"ERR value is too large for the dynamodb backend: key {key} would need {size} bytes; "
+        f"a key with all its elements must fit in one DynamoDB item ({limit} bytes)"
+    )
+
+
+def dynamodb_too_many_keys(limit: int, writes: int, checks: int) -> str:
+    return (
+        f"ERR the dynamodb backend changes at most {limit} keys atomically; "
+        f"this would change {writes} and depend on {checks} more"
+    )
+
+
+def dynamodb_too_many_bytes(limit: int, size: int) -> str:
+    return f"ERR the dynamodb backend writes at most {limit} bytes atomically; this needs {size}"
+
+
+def dynamodb_missing_table(detail: str) -> str:
+    return f"ERR {detail}"
+
+
+def dynamodb_refused(what: str, detail: str) -> str:
+    return f"ERR dynamodb refused the {what}: {detail}"
+
+
+def dynamodb_failed(code: str, detail: str, applied: str) -> str:
+    return f"ERR dynamodb request failed ({code}: {detail}); {applied}"
+
+
+def dynamodb_unreachable(detail: object, applied: str) -> str:
+    return f"ERR dynamodb is unreachable ({detail}); {applied}"
+
+
+def dynamodb_cancelled(reasons: str) -> str:
+    return f"ERR dynamodb cancelled the transaction ({reasons}); nothing was changed"

@@ -89,7 +89,7 @@ def run_worker(config: Config, announce: bool = True) -> None:
 def preflight(config: Config) -> None:
     for db in config.databases:
         try:
-            open_backend(db.backend, **db.backend_options).preflight()
+            open_backend(db.backend, db.backend_settings).preflight()
         except StartupError as exc:
             raise SystemExit(f"kvgate: database {db.name!r}: {exc}") from None
 

@@ -11,85 +11,82 @@ cut a payload short or let a publisher forge a message on another channel.  A
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 from urllib.parse import unquote_to_bytes
 
-import redis.exceptions
 from aiohttp import web
 
+from kvgate import error_texts
+from kvgate.adapters import Message, Subscription
 from kvgate.database import Database
-from kvgate.errors import BackendOverloaded, BackendUnavailable, BadRequest
-
-if TYPE_CHECKING:
-    from kvgate.app import Gateway
+from kvgate.errors import BackendError, BadRequest
 
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0
 
 
-def _text(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode()
+class StreamHost(Protocol):
+    """What a stream needs from the gateway that serves it."""
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    def sync_token(self) -> str: ...
 
 
-def event(message: dict[str, object]) -> bytes:
-    parts = [_text(message["type"])]
-    if message.get("pattern") is not None and message["type"] == "pmessage":
-        parts.append(_text(message["pattern"]))
-    parts += [_text(message["channel"]), _text(message["data"])]
+def event(message: Message) -> bytes:
+    parts = [message.kind]
+    if message.kind == b"pmessage" and message.pattern is not None:
+        parts.append(message.pattern)
+    data = message.data if isinstance(message.data, bytes) else str(message.data).encode()
+    parts += [message.channel, data]
     body = b",".join(parts).replace(b"\r", b"\\r").replace(b"\n", b"\\n")
     return b"data: " + body + b"\n\n"
 
 
 async def subscribe(
-    gateway: Gateway, request: web.BaseRequest, database: Database, rest: str
+    host: StreamHost, request: web.BaseRequest, database: Database, rest: str
 ) -> web.StreamResponse:
     """Read-only tokens may subscribe: receiving messages reads, publishing writes."""
     kind, _, tail = rest.partition("/")
     names = [unquote_to_bytes(seg) for seg in tail.split("/") if seg]
     if not names:
-        raise BadRequest(f"ERR {kind} needs at least one name: /{kind}/<name>")
-    pubsub = database.backend.pubsub()
+        raise BadRequest(error_texts.subscribe_needs_names(kind))
+    if not database.entry.pubsub:
+        raise BadRequest(error_texts.not_supported(kind, database.backend.kind))
+    subscription = database.backend.subscription()
     try:
-        try:
-            if kind == "subscribe":
-                await pubsub.subscribe(*names)
-            else:
-                await pubsub.psubscribe(*names)
-        except (redis.exceptions.ConnectionError, OSError) as exc:
-            if "Too many connections" in str(exc):
-                raise BackendOverloaded(
-                    "ERR too many open subscriptions on this kvgate process; retry later"
-                ) from None
-            raise BackendUnavailable(f"ERR backend unavailable ({exc}); retry later") from None
+        if kind == "subscribe":
+            await subscription.subscribe(*names)
+        else:
+            await subscription.psubscribe(*names)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
-                "Upstash-Sync-Token": gateway.sync_token(),
+                "Upstash-Sync-Token": host.sync_token(),
             }
         )
         await response.prepare(request)
         with contextlib.suppress(ConnectionResetError):  # the client left
-            await stream(gateway, request, response, pubsub)
+            await stream(host, request, response, subscription)
         return response
     finally:
-        await pubsub.aclose()
+        await subscription.close()
 
 
 async def stream(
-    gateway: Gateway, request: web.BaseRequest, response: web.StreamResponse, pubsub: Any
+    host: StreamHost, request: web.BaseRequest, response: web.StreamResponse, subscription: Subscription
 ) -> None:
     """Copy messages to the client until it leaves, the backend goes, or kvgate stops."""
     idle = 0.0
-    while not gateway.shutting_down:
+    while not host.shutting_down:
         transport = request.transport
         if transport is None or transport.is_closing():
             return
         try:
-            message = await pubsub.get_message(timeout=POLL_SECONDS)
-        except (redis.exceptions.ConnectionError, OSError):
+            message = await subscription.next_message(timeout=POLL_SECONDS)
+        except BackendError:
             await response.write(b": backend connection lost\n\n")
             return
         if message is None:

@@ -12,6 +12,7 @@ from aiohttp.test_utils import RawTestServer, TestClient
 from kvgate.app import SERVER_OPTIONS, Gateway
 from kvgate.config import Config
 from tests.support.api import BACKENDS, GATEWAYS, Api, GatewayClient, make_config
+from tests.support.backends import BACKEND_URLS
 from tests.support.engine import (
     ENGINE_BACKENDS,
     STORES,
@@ -46,25 +47,15 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every protocol test runs on a real Redis, on fakeredis, on SQLite (a new file) and
-    on DynamoDB Local (an emptied table)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/kvgate.db"
-    if request.param == "dynamodb":
-        return request.getfixturevalue("dynamodb_local").clean_table()
-    if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        server.commands([["FLUSHALL"], ["SCRIPT", "FLUSH"]])
-        return server.url
-    return "fakeredis://"
+    """Every protocol test runs on each backend of the registry: a real Redis (flushed),
+    fakeredis, SQLite (a new file), DynamoDB Local (an emptied table)."""
+    return BACKEND_URLS[request.param](request, tmp_path)
 
 
 @pytest.fixture(params=ENGINE_BACKENDS)
 def engine_backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A backend that runs kvgate's own engine: SQLite (a new file), DynamoDB Local."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/kvgate.db"
-    return request.getfixturevalue("dynamodb_local").clean_table()
+    return BACKEND_URLS[request.param](request, tmp_path)
 
 
 @pytest.fixture

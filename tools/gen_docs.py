@@ -10,11 +10,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from kvgate.adapters import REGISTRY
+from kvgate.commands import Command, default_table
+from kvgate.config import DATABASE_SETTINGS, SERVER_SETTINGS, Setting
 
-from kvgate.commands import Command, default_table  # noqa: E402
-from kvgate.config import DATABASE_SETTINGS, SERVER_SETTINGS, Setting  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 README = ROOT / "README.md"
 
@@ -64,21 +64,44 @@ def commands_section() -> str:
     return "\n".join(lines)
 
 
+def backend_urls_section() -> str:
+    """The backend registry: one row per kind of backend."""
+    lines = [
+        "Generated from the backend registry (`kvgate/adapters/__init__.py`) by `python tools/gen_docs.py`.",
+        "",
+        "| backend | URL | what | commands run by | pub/sub | `pool_size` default | URL options |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in REGISTRY:
+        runs = "kvgate's engine" if e.engine else "the backend itself"
+        options = "; ".join(
+            f"`{o.name}`" + (f" (default `{o.default}`)" if o.default else "") + f": {o.help.rstrip('.')}"
+            for o in e.url_options
+        )
+        lines.append(
+            f"| {e.name} | `{e.url_form}` | {e.summary} | {runs} "
+            f"| {'yes' if e.pubsub else 'no'} | {e.default_pool_size or '—'} | {options or '—'} |"
+        )
+    return "\n".join(lines)
+
+
 def backends_section() -> str:
     """What kvgate's own engine (the SQLite and DynamoDB backends) runs, per Redis command
     group."""
-    from kvgate.engine import Engine
+    from kvgate.engine import command_table
 
-    engine = Engine("sqlite")
+    engine = command_table()
     by_group: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     for c in _all_commands():
         if not c.rest:
             continue  # refused on every backend (see above)
         group = (c.group or c.name.split("|")[0]).replace("_", " ")
         yes, no = by_group[group]
-        (yes if engine.supports(c.name) else no).append(c.name.replace("|", " ").upper())
+        known = engine.get(c.name)
+        (yes if known is not None and known.supported else no).append(c.name.replace("|", " ").upper())
     lines = [
-        "Generated from the command table and the engine's registry by `python tools/gen_docs.py`.",
+        "Generated from the engine's command table (`kvgate.engine.command_table()`) by "
+        "`python tools/gen_docs.py`.",
         "On `redis://` and `fakeredis://` every command allowed over REST runs (fakeredis: as far as",
         "fakeredis implements it). On `sqlite://` and `dynamodb://`, kvgate's own engine runs these;",
         "any other command answers `ERR command '<name>' is not supported by the sqlite backend` (or",
@@ -123,7 +146,12 @@ def settings_section() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"commands": commands_section, "backends": backends_section, "settings": settings_section}
+SECTIONS = {
+    "commands": commands_section,
+    "backend-urls": backend_urls_section,
+    "backends": backends_section,
+    "settings": settings_section,
+}
 
 
 def render(text: str) -> str:

@@ -1,94 +1,211 @@
-"""Backends, chosen by the URL scheme of a database's ``backend`` setting."""
+"""The backend registry: one entry per kind of backend, chosen by the URL scheme of a
+database's ``backend`` setting.
+
+An entry holds everything kvgate knows about a backend besides its code: the URL schemes
+it answers, the URL's form and options (with their defaults), the factory, the text the
+CLI help and the README show, and what it supports.  Configuration checks, ``kvgate
+serve --help``, the README's backends table and the tests' backend parametrization all
+read :data:`REGISTRY`; a new backend is one new module plus one entry here.
+
+The backend's module is imported only when a database uses it, so a Redis-only
+deployment never loads kvgate's engine (nor Lua).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from urllib.parse import urlsplit
+import importlib
+from dataclasses import dataclass, replace
+from functools import cache
+from urllib.parse import parse_qsl, urlsplit
 
-from kvgate.adapters.base import Backend, Health
+from kvgate.adapters.base import Backend, BackendSettings, Health, Message, Subscription
 
-__all__ = ["SCHEMES", "Backend", "BackendURLError", "Health", "open_backend"]
+__all__ = [
+    "REGISTRY",
+    "Backend",
+    "BackendEntry",
+    "BackendSettings",
+    "BackendURLError",
+    "Health",
+    "Message",
+    "Subscription",
+    "UrlOption",
+    "check_url",
+    "default_settings",
+    "entry_for",
+    "entry_named",
+    "open_backend",
+    "settings_for",
+]
 
 
 class BackendURLError(ValueError):
     pass
 
 
-def _redis(url: str, **options: object) -> Backend:
-    from kvgate.adapters.redis_mux import RedisBackend, RedisOptions
+@dataclass(frozen=True)
+class UrlOption:
+    """A ``?name=value`` option of a backend URL."""
 
-    return RedisBackend(url, RedisOptions(**options))  # type: ignore[arg-type]
+    name: str
+    default: str | None
+    help: str
+    choices: tuple[str, ...] = ()
 
 
-def _sqlite(url: str, **options: object) -> Backend:
-    from kvgate.adapters.sqlite import SqliteBackend, SqliteOptions, parse_url
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str  # also the backend's ``kind`` in messages, metrics and health
+    schemes: tuple[str, ...]
+    #: ``package.module:Class`` of the :class:`Backend`; imported on first use.
+    factory: str
+    url_form: str  # how its URLs look, for help texts
+    summary: str  # one sentence for the README and ``--help``
+    #: Whether kvgate's own engine runs the commands (else a server of Redis's does).
+    engine: bool
+    #: Connections per process when ``pool_size`` is not set; None: pool_size does not apply.
+    default_pool_size: int | None
+    #: Whether ``/subscribe`` works.
+    pubsub: bool
+    #: Data lives in one process's memory: lost at exit, never shared by several workers.
+    in_process: bool = False
+    url_options: tuple[UrlOption, ...] = ()
 
-    _, query = parse_url(url)
-    return SqliteBackend(
-        url,
-        SqliteOptions(
-            busy_timeout_ms=int(query.get("busy_timeout_ms", 5000)),
-            synchronous=query.get("synchronous", "NORMAL").upper(),
-            max_inflight=int(options.get("max_inflight", 10_000)),  # type: ignore[call-overload]
-            timeout=float(options.get("timeout", 10.0)),  # type: ignore[arg-type]
+    def backend_class(self) -> type[Backend]:
+        module, _, name = self.factory.partition(":")
+        cls: type[Backend] = getattr(importlib.import_module(module), name)
+        return cls
+
+    def read_options(self, query: str) -> dict[str, str | None]:
+        """Every URL option of this backend, from a URL's query string or its default;
+        ``ValueError`` for an unknown option or a value not among its choices."""
+        given = dict(parse_qsl(query, keep_blank_values=True))
+        known = {o.name: o for o in self.url_options}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown {self.name} URL option(s): {', '.join(unknown)} (known: {', '.join(known) or 'none'})"
+            )
+        values: dict[str, str | None] = {}
+        for name, option in known.items():
+            value = given.get(name, option.default)
+            if value is not None and option.choices:
+                value = value.upper()
+                if value not in option.choices:
+                    raise ValueError(f"{name} must be {' or '.join(option.choices)}")
+            values[name] = value
+        return values
+
+
+REGISTRY: tuple[BackendEntry, ...] = (
+    BackendEntry(
+        name="sqlite",
+        schemes=("sqlite",),
+        factory="kvgate.adapters.sqlite:SqliteBackend",
+        url_form="sqlite:///relative/file.db or sqlite:////absolute/file.db",
+        summary="kvgate's own engine on one local SQLite file (the default: no server to run); "
+        "several kvgate processes may share the file",
+        engine=True,
+        default_pool_size=None,
+        pubsub=False,
+        url_options=(
+            UrlOption("busy_timeout_ms", "5000", "Milliseconds to wait for another process's write lock."),
+            UrlOption(
+                "synchronous",
+                "NORMAL",
+                "NORMAL survives a crash of kvgate; FULL also survives power loss, at a cost per commit.",
+                ("NORMAL", "FULL"),
+            ),
         ),
+    ),
+    BackendEntry(
+        name="redis",
+        schemes=("redis", "rediss", "unix"),
+        factory="kvgate.adapters.redis_mux:RedisBackend",
+        url_form="redis://[user:password@]host:port/db, rediss://... (TLS), unix:///path.sock?db=N",
+        summary="a Redis server (or Valkey, or a managed Redis): commands pass through a few "
+        "multiplexed connections, with the server's own command set, modules included",
+        engine=False,
+        default_pool_size=4,
+        pubsub=True,
+    ),
+    BackendEntry(
+        name="dynamodb",
+        schemes=("dynamodb",),
+        factory="kvgate.adapters.dynamodb:DynamoBackend",
+        url_form="dynamodb://<table>?region=..&endpoint_url=..",
+        summary="kvgate's own engine on a DynamoDB table (create it with `kvgate dynamodb create-table`)",
+        engine=True,
+        default_pool_size=64,
+        pubsub=False,
+        url_options=(
+            UrlOption("region", None, "AWS region (default: from the AWS configuration)."),
+            UrlOption("endpoint_url", None, "http(s) URL of DynamoDB (DynamoDB Local, a VPC endpoint)."),
+        ),
+    ),
+    BackendEntry(
+        name="fakeredis",
+        schemes=("fakeredis",),
+        factory="kvgate.adapters.fake:FakeRedisBackend",
+        url_form="fakeredis:// or fakeredis:///<db>",
+        summary="fakeredis in kvgate's memory, for development and tests: lost when kvgate stops",
+        engine=False,
+        default_pool_size=None,
+        pubsub=True,
+        in_process=True,
+    ),
+)
+
+_BY_SCHEME = {scheme: entry for entry in REGISTRY for scheme in entry.schemes}
+_BY_NAME = {entry.name: entry for entry in REGISTRY}
+
+
+def entry_named(name: str) -> BackendEntry:
+    return _BY_NAME[name]
+
+
+def entry_for(url: str) -> BackendEntry:
+    """The entry of a backend URL's scheme; :class:`BackendURLError` for an unknown one."""
+    entry = _BY_SCHEME.get(urlsplit(url).scheme)
+    if entry is None:
+        known = ", ".join(f"{s}://" for s in _BY_SCHEME)
+        raise BackendURLError(f"unsupported backend URL {url!r}: expected one of {known}")
+    return entry
+
+
+def check_url(url: str) -> BackendEntry:
+    """Validate a backend URL with its backend's own parser; raises :class:`BackendURLError`
+    with one clear line."""
+    entry = entry_for(url)
+    try:
+        entry.backend_class().parse_url(url)
+    except ValueError as exc:
+        raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
+    return entry
+
+
+@cache
+def default_settings() -> BackendSettings:
+    """The database settings' defaults (``kvgate.config.DATABASE_SETTINGS`` holds them)."""
+    from kvgate.config import DATABASE_SETTINGS
+
+    defaults = {s.name: s.default for s in DATABASE_SETTINGS}
+    return BackendSettings(
+        pool_size=defaults["pool_size"],
+        max_inflight=defaults["max_inflight"],
+        timeout=defaults["timeout"],
+        max_subscriptions=defaults["max_subscriptions"],
     )
 
 
-def _dynamodb(url: str, **options: object) -> Backend:
-    from kvgate.adapters.dynamodb import DynamoBackend, DynamoOptions
-
-    return DynamoBackend(url, DynamoOptions(**options))  # type: ignore[arg-type]
-
-
-def _fakeredis(url: str, **options: object) -> Backend:
-    from kvgate.adapters.fake import FakeRedisBackend
-
-    return FakeRedisBackend(url)
+def settings_for(kind: str, settings: BackendSettings | None) -> BackendSettings:
+    """``settings`` (or the defaults) with the backend's own pool size filled in."""
+    settings = settings or default_settings()
+    if settings.pool_size is None:
+        settings = replace(settings, pool_size=entry_named(kind).default_pool_size)
+    return settings
 
 
-SCHEMES: dict[str, Callable[..., Backend]] = {
-    "redis": _redis,
-    "rediss": _redis,
-    "unix": _redis,
-    "fakeredis": _fakeredis,
-    "sqlite": _sqlite,
-    "dynamodb": _dynamodb,
-}
-
-
-def check_url(url: str) -> str:
-    """The scheme of a backend URL; raises :class:`BackendURLError` with one clear line."""
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise BackendURLError(f"unsupported backend URL {url!r}: expected one of {known}")
-    if scheme in ("redis", "rediss"):
-        try:
-            from redis.connection import parse_url
-
-            parse_url(url)
-        except ValueError as exc:
-            raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
-    if scheme == "sqlite":
-        from kvgate.adapters.sqlite import parse_url as parse_sqlite_url
-
-        try:
-            _, query = parse_sqlite_url(url)
-            int(query.get("busy_timeout_ms", 5000))
-            if query.get("synchronous", "NORMAL").upper() not in ("NORMAL", "FULL"):
-                raise ValueError("synchronous must be NORMAL or FULL")
-        except ValueError as exc:
-            raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
-    if scheme == "dynamodb":
-        from kvgate.adapters.dynamodb import parse_url as parse_dynamodb_url
-
-        try:
-            parse_dynamodb_url(url)
-        except ValueError as exc:
-            raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
-    return scheme
-
-
-def open_backend(url: str, **options: object) -> Backend:
-    return SCHEMES[check_url(url)](url, **options)
+def open_backend(url: str, settings: BackendSettings | None = None) -> Backend:
+    entry = check_url(url)
+    return entry.backend_class()(url, settings)

@@ -28,10 +28,12 @@ import time
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
+from kvgate import error_texts
 from kvgate.adapters import dynamodb_items as items
-from kvgate.adapters.base import Backend, Health
+from kvgate.adapters import entry_named
+from kvgate.adapters.base import Backend, BackendSettings, Health
 from kvgate.adapters.dynamodb_items import (
     CURSOR_PREFIX,
     KEY_PREFIX,
@@ -42,15 +44,14 @@ from kvgate.adapters.dynamodb_items import (
     SCRIPT_PREFIX,
 )
 from kvgate.adapters.dynamodb_txn import Need, Snapshot, SnapshotTxn
-from kvgate.commands import default_table
-from kvgate.engine import Engine
+from kvgate.commands import CommandTable
+from kvgate.engine import Engine, command_table
 from kvgate.engine.storage import Key, KeyType
 from kvgate.errors import (
     BackendError,
     BackendOverloaded,
     BackendTimeout,
     BackendUnavailable,
-    BadRequest,
     ReplyError,
     StartupError,
 )
@@ -77,16 +78,7 @@ _RETRYABLE = frozenset(
 )
 _TOO_LARGE = re.compile(r"size|too large", re.IGNORECASE)  # DynamoDB's texts for its limits
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-#: Commands that may replace their keys without reading them (one PutItem, no GetItem).
-_BLIND_WRITES = frozenset({"set", "mset", "setex", "psetex"})
 _INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
-
-
-@dataclass(frozen=True)
-class DynamoOptions:
-    connections: int = 64  # keep-alive HTTP connections to DynamoDB per process
-    max_inflight: int = 10_000
-    timeout: float = 10.0  # seconds per request to kvgate, all retries included
 
 
 @dataclass(frozen=True)
@@ -112,12 +104,7 @@ def parse_url(url: str) -> DynamoURL:
         )
     if parts.path not in ("", "/"):
         raise ValueError("a DynamoDB URL has no path: dynamodb://<table>?region=..")
-    query = dict(parse_qsl(parts.query))
-    unknown = set(query) - {"region", "endpoint_url"}
-    if unknown:
-        raise ValueError(
-            f"unknown DynamoDB URL option(s): {', '.join(sorted(unknown))} (known: region, endpoint_url)"
-        )
+    query = entry_named("dynamodb").read_options(parts.query)
     endpoint = query.get("endpoint_url")
     if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
         raise ValueError("endpoint_url must be an http:// or https:// URL")
@@ -160,13 +147,11 @@ class DynamoBackend(Backend):
     kind = "dynamodb"
     knows_shebang = True
 
-    def __init__(self, url: str, options: DynamoOptions | None = None) -> None:
-        self.url = url
+    def __init__(self, url: str, settings: BackendSettings | None = None) -> None:
+        super().__init__(url, settings)
         self.where = parse_url(url)
         self.table = self.where.table
-        self.options = options or DynamoOptions()
         self.engine = Engine(self.kind)
-        self.commands = default_table()
         self._client: Any = None
         self._client_cm: Any = None
         self._inflight = 0
@@ -175,8 +160,13 @@ class DynamoBackend(Backend):
         self.conflicts = 0
         self.units = 0
 
-    def supports(self, name: str) -> bool:
-        return self.engine.supports(name)
+    @classmethod
+    def parse_url(cls, url: str) -> DynamoURL:
+        return parse_url(url)
+
+    @property
+    def commands(self) -> CommandTable:
+        return command_table()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -231,7 +221,7 @@ class DynamoBackend(Backend):
             "dynamodb",
             region_name=self.where.region,
             endpoint_url=self.where.endpoint_url,
-            config=_client_config(self.options.connections, self.options.timeout),
+            config=_client_config(self.pool_size, self.settings.timeout),
         )
         self._client = await self._client_cm.__aenter__()
 
@@ -248,9 +238,6 @@ class DynamoBackend(Backend):
             gauges={"inflight": self._inflight, "units": self.units, "conflicts": self.conflicts},
         )
 
-    def pubsub(self) -> Any:
-        raise BadRequest("ERR subscribe is not supported by the dynamodb backend")
-
     # -- commands -------------------------------------------------------------------
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
@@ -262,18 +249,15 @@ class DynamoBackend(Backend):
     async def _bounded(self, work: Any) -> list[Reply]:
         if self._client is None:
             work.close()
-            raise BackendUnavailable("ERR backend unavailable (closed)")
-        if self._inflight >= self.options.max_inflight:
+            raise BackendUnavailable(error_texts.BACKEND_CLOSED)
+        if self._inflight >= self.settings.max_inflight:
             work.close()
-            raise BackendOverloaded("ERR too many commands waiting for dynamodb; retry later")
+            raise BackendOverloaded(error_texts.DYNAMODB_BUSY)
         self._inflight += 1
         try:
-            return await asyncio.wait_for(work, self.options.timeout)
+            return await asyncio.wait_for(work, self.settings.timeout)
         except TimeoutError:
-            raise BackendTimeout(
-                f"ERR dynamodb did not answer within {self.options.timeout:g}s; "
-                "the command may or may not have been applied"
-            ) from None
+            raise BackendTimeout(error_texts.dynamodb_timeout(self.settings.timeout)) from None
         finally:
             self._inflight -= 1
 
@@ -298,7 +282,7 @@ class DynamoBackend(Backend):
                     raise  # nothing applied: the request as a whole failed
                 replies += [ReplyError(exc.message)] * (j - i)
                 skipped = len(commands) - j
-                replies += [ReplyError(f"ERR not run: an earlier command failed ({exc.message})")] * skipped
+                replies += [ReplyError(error_texts.not_run_after_failure(exc.message))] * skipped
                 return replies
             wrote = wrote or writable
             i = j
@@ -339,10 +323,7 @@ class DynamoBackend(Backend):
             except Need as need:
                 needs += 1
                 if needs > MAX_NEEDS:
-                    raise _Refused(
-                        f"ERR the command reads more than {MAX_NEEDS} keys it did not declare; "
-                        "the dynamodb backend refuses it"
-                    ) from None
+                    raise _Refused(error_texts.dynamodb_too_many_needs(MAX_NEEDS)) from None
                 await self._satisfy(snapshot, need.request, writable)
                 continue
             if not writable:
@@ -354,9 +335,7 @@ class DynamoBackend(Backend):
                 conflicts += 1
                 self.conflicts += 1
                 if conflicts > MAX_CONFLICT_RETRIES:
-                    raise BackendOverloaded(
-                        "ERR too many concurrent writers on these keys; the command was not applied, retry later"
-                    ) from None
+                    raise BackendOverloaded(error_texts.DYNAMODB_CONFLICTS) from None
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**conflicts)))
                 fresh = Snapshot(keyspace=snapshot.keyspace)
                 await self._fetch(fresh, list(snapshot.entries), list(snapshot.scripts), atomic=False)
@@ -371,7 +350,7 @@ class DynamoBackend(Backend):
             if command is None:
                 continue
             name = command.name
-            if name in _BLIND_WRITES:
+            if command.blind_write:
                 continue  # written without being read (SET's options that read: fetched on demand)
             with contextlib.suppress(Exception):  # malformed numkeys: the engine says so
                 for key in command.keys(args):
@@ -548,10 +527,7 @@ class DynamoBackend(Backend):
             if len(name) > MAX_KEY_NAME_BYTES:
                 if entry is None:
                     continue
-                raise _Refused(
-                    f"ERR key is too long for the dynamodb backend: {len(name)} bytes, "
-                    f"at most {MAX_KEY_NAME_BYTES} (DynamoDB's key limit)"
-                )
+                raise _Refused(error_texts.dynamodb_key_too_long(len(name), MAX_KEY_NAME_BYTES))
             read = conditional and name in snapshot.tokens  # else a blind write: no condition
             token = snapshot.tokens.get(name)
             if entry is None:
@@ -564,11 +540,7 @@ class DynamoBackend(Backend):
             item = items.encode(entry, items.new_token())
             item_bytes = items.item_size(item)
             if item_bytes > MAX_ITEM_BYTES:
-                raise _Refused(
-                    f"ERR value is too large for the dynamodb backend: key {_shown(name)} would need "
-                    f"{item_bytes} bytes; a key with all its elements must fit in one DynamoDB item "
-                    f"({MAX_ITEM_BYTES} bytes)"
-                )
+                raise _Refused(error_texts.dynamodb_value_too_large(_shown(name), item_bytes, MAX_ITEM_BYTES))
             size += item_bytes
             action = {"Item": item}
             writes[name] = {"Put": self._condition(action, token) if read else action}
@@ -580,14 +552,10 @@ class DynamoBackend(Backend):
                     checks.append({"ConditionCheck": self._condition(key, snapshot.tokens[name])})
         if len(writes) + len(checks) > MAX_TRANSACTION_ITEMS:
             raise _Refused(
-                f"ERR the dynamodb backend changes at most {MAX_TRANSACTION_ITEMS} keys atomically; "
-                f"this would change {len(writes)} and depend on {len(checks)} more"
+                error_texts.dynamodb_too_many_keys(MAX_TRANSACTION_ITEMS, len(writes), len(checks))
             )
         if size > MAX_TRANSACTION_BYTES:
-            raise _Refused(
-                f"ERR the dynamodb backend writes at most {MAX_TRANSACTION_BYTES} bytes atomically; "
-                f"this needs {size}"
-            )
+            raise _Refused(error_texts.dynamodb_too_many_bytes(MAX_TRANSACTION_BYTES, size))
         # scripts are content-addressed: storing one is idempotent, safe before the rest
         if txn.scripts_flushed:
             await self._delete_all(SCRIPT_PREFIX)
@@ -683,7 +651,7 @@ class DynamoBackend(Backend):
                 return await self._send(method, kwargs, write=False)
             except _Retry:
                 if attempt == 5:
-                    raise BackendOverloaded("ERR dynamodb is throttling requests; retry later") from None
+                    raise BackendOverloaded(error_texts.DYNAMODB_THROTTLING) from None
                 await asyncio.sleep(random.uniform(0, delay))
                 delay *= 2
         raise AssertionError("unreachable")
@@ -695,7 +663,7 @@ class DynamoBackend(Backend):
         import botocore.exceptions
 
         if self._client is None:
-            raise BackendUnavailable("ERR backend unavailable (closed)")
+            raise BackendUnavailable(error_texts.BACKEND_CLOSED)
         try:
             result = await method(**kwargs)
         except botocore.exceptions.ClientError as exc:
@@ -708,16 +676,14 @@ class DynamoBackend(Backend):
                 raise _Retry() from None
             self._failed(str(exc))
             if code == "ResourceNotFoundException":
-                raise BackendUnavailable("ERR " + self._missing_table()) from None
+                raise BackendUnavailable(error_texts.dynamodb_missing_table(self._missing_table())) from None
             if code == "ValidationException" and _TOO_LARGE.search(_message(exc)):
-                raise _Refused(f"ERR dynamodb refused the write: {_message(exc)}") from None
+                raise _Refused(error_texts.dynamodb_refused("write", _message(exc))) from None
             applied = "the command may or may not have been applied" if write else "nothing was changed"
-            raise BackendUnavailable(
-                f"ERR dynamodb request failed ({code}: {_message(exc)}); {applied}"
-            ) from None
+            raise BackendUnavailable(error_texts.dynamodb_failed(code, _message(exc), applied)) from None
         except botocore.exceptions.NoCredentialsError:
             self._failed("no AWS credentials")
-            raise BackendUnavailable("ERR dynamodb: no AWS credentials found") from None
+            raise BackendUnavailable(error_texts.DYNAMODB_NO_CREDENTIALS) from None
         except (TimeoutError, botocore.exceptions.BotoCoreError, OSError) as exc:
             self._failed(str(exc))
             sent = not isinstance(
@@ -726,7 +692,7 @@ class DynamoBackend(Backend):
             applied = (
                 "the command may or may not have been applied" if write and sent else "nothing was changed"
             )
-            raise BackendUnavailable(f"ERR dynamodb is unreachable ({exc}); {applied}") from None
+            raise BackendUnavailable(error_texts.dynamodb_unreachable(exc, applied)) from None
         self._failures = 0
         return result
 
@@ -739,11 +705,9 @@ class DynamoBackend(Backend):
         ):
             return _Retry()
         if "ValidationError" in reasons:
-            return _Refused(f"ERR dynamodb refused the transaction: {_message(exc)}")
+            return _Refused(error_texts.dynamodb_refused("transaction", _message(exc)))
         self._failed(str(exc))
-        return BackendUnavailable(
-            f"ERR dynamodb cancelled the transaction ({', '.join(reasons)}); nothing was changed"
-        )
+        return BackendUnavailable(error_texts.dynamodb_cancelled(", ".join(reasons)))
 
     def _failed(self, error: str) -> None:
         self._failures += 1

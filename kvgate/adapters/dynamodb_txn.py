@@ -141,7 +141,9 @@ class SnapshotTxn(Txn):
     def scan(self, cursor: int, count: int) -> tuple[int, list[Key]]:
         if self.flushed:
             return 0, []
-        nxt, keys = self._from_keyspace(("scan", cursor, count))  # type: ignore[misc]
+        page = self._from_keyspace(("scan", cursor, count))
+        assert isinstance(page, tuple)
+        nxt, keys = page
         return nxt, [k for k in keys if not _dead(k, self.now)]
 
     def keys(self) -> list[Key]:  # type: ignore[override]

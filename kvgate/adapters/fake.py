@@ -14,8 +14,10 @@ import fakeredis
 import redis
 from fakeredis._socket._fakesocket import FakeSocket  # no public raw-socket API
 
+from kvgate import error_texts
 from kvgate.adapters import resp
-from kvgate.adapters.base import Backend, Health
+from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.redis_pubsub import RedisSubscription
 from kvgate.errors import BackendUnavailable, ReplyError
 from kvgate.protocol import Args, Reply
 
@@ -38,15 +40,26 @@ class FakeRedisBackend(Backend):
     kind = "fakeredis"
     knows_shebang = False
 
-    def __init__(self, url: str = "fakeredis://") -> None:
-        path = urlsplit(url).path.strip("/")
-        self.db = int(path) if path else 0
+    def __init__(self, url: str = "fakeredis://", settings: BackendSettings | None = None) -> None:
+        super().__init__(url, settings)
+        self.db = self.parse_url(url)
         self.server = fakeredis.FakeServer(version=(7, 0))
         self._socket: _RawSocket | None = self._new_socket()
         # fakeredis lets SELECT inside a script switch the connection (Redis 7 does not):
         # every round trip ends by selecting this database again.
         self._reselect = resp.encode([b"SELECT", str(self.db).encode()])
         self._pubsub_client: fakeredis.FakeAsyncRedis | None = None
+
+    @classmethod
+    def parse_url(cls, url: str) -> int:
+        """The database number: ``fakeredis://`` (0) or ``fakeredis:///<db>``."""
+        parts = urlsplit(url)
+        if parts.netloc or parts.query:
+            raise ValueError("a fakeredis URL has no host or options: fakeredis:// or fakeredis:///<db>")
+        path = parts.path.strip("/")
+        if path and not (path.isdigit() and int(path) < 16):
+            raise ValueError(f"a fakeredis database is a number from 0 to 15, not {path!r}")
+        return int(path) if path else 0
 
     def _new_socket(self) -> _RawSocket:
         return _RawSocket(self.server, self.db, client_class=redis.Redis)
@@ -59,17 +72,15 @@ class FakeRedisBackend(Backend):
     def _roundtrip(self, payload: bytes, expected: int) -> list[Reply]:
         sock = self._socket
         if sock is None or sock.responses is None:
-            raise BackendUnavailable("ERR backend unavailable (closed)")
+            raise BackendUnavailable(error_texts.BACKEND_CLOSED)
         try:
             sock.sendall(payload + self._reselect)
-            replies = [sock.responses.get_nowait() for _ in range(expected + 1)]
+            replies: list[Reply] = [sock.responses.get_nowait() for _ in range(expected + 1)]
         except Exception as exc:
             # fakeredis can wedge its parser (e.g. CLIENT REPLY OFF from a script): the data
             # lives in the server object, so a fresh connection loses nothing.
             self._socket = self._new_socket()
-            raise BackendUnavailable(
-                f"ERR fakeredis failed on this request ({type(exc).__name__}); its connection was reset"
-            ) from None
+            raise BackendUnavailable(error_texts.fakeredis_failed(type(exc).__name__)) from None
         return replies[:-1]
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
@@ -82,7 +93,7 @@ class FakeRedisBackend(Backend):
     def health(self) -> Health:
         return Health(ok=self._socket is not None, detail="in-memory")
 
-    def pubsub(self) -> Any:
+    def subscription(self) -> Subscription:
         if self._pubsub_client is None:
             self._pubsub_client = fakeredis.FakeAsyncRedis(server=self.server, db=self.db)
-        return self._pubsub_client.pubsub()
+        return RedisSubscription(self._pubsub_client.pubsub())

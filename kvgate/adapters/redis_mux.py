@@ -12,6 +12,11 @@ When Redis goes away each connection slot reconnects with jittered exponential b
 meanwhile requests fail fast with :class:`BackendUnavailable` (HTTP 503).  A bound on
 commands in flight turns overload into :class:`BackendOverloaded` (503) instead of an
 unbounded queue.
+
+The commands served are the server's own: on each connection of the first slot the
+backend reads ``COMMAND`` and ``COMMAND DOCS`` and merges them over the baseline table,
+so module commands (RedisJSON's ``JSON.SET``) and commands of newer Redis or Valkey
+versions pass through with their real arity, flags and keys, under kvgate's policy.
 """
 
 from __future__ import annotations
@@ -30,9 +35,13 @@ import hiredis
 import redis.asyncio
 from redis.connection import parse_url
 
+from kvgate import error_texts
 from kvgate.adapters import resp
-from kvgate.adapters.base import Backend, Health
+from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.redis_pubsub import RedisSubscription
+from kvgate.commands import CommandTable, default_table, entries_from_reply
 from kvgate.errors import (
+    BackendError,
     BackendOverloaded,
     BackendTimeout,
     BackendUnavailable,
@@ -42,16 +51,8 @@ from kvgate.protocol import Args, Reply
 
 log = logging.getLogger("kvgate.redis")
 
-LOST = "ERR backend connection lost; the command may or may not have been applied"
-
-
-@dataclass
-class RedisOptions:
-    connections: int = 4
-    max_inflight: int = 10_000
-    timeout: float = 10.0
-    connect_timeout: float = 5.0
-    max_subscriptions: int = 100
+#: Seconds to open a connection (and authenticate) before trying again.
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -99,7 +100,7 @@ class _Connection(asyncio.Protocol):
         while self.pending:
             head = self.pending.popleft()
             if not head.future.done():
-                head.future.set_exception(BackendUnavailable(LOST))
+                head.future.set_exception(BackendUnavailable(error_texts.BACKEND_CONNECTION_LOST))
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -131,12 +132,7 @@ class _Connection(asyncio.Protocol):
             if age < timeout:
                 break
             if not head.future.done():
-                head.future.set_exception(
-                    BackendTimeout(
-                        f"ERR backend did not answer within {timeout:g}s; "
-                        "the command may or may not have been applied"
-                    )
-                )
+                head.future.set_exception(BackendTimeout(error_texts.backend_timeout(timeout)))
         return now - self.pending[0].started if self.pending else 0.0
 
     def abort(self) -> None:
@@ -147,11 +143,14 @@ class _Connection(asyncio.Protocol):
 class RedisBackend(Backend):
     kind = "redis"
 
-    def __init__(self, url: str, options: RedisOptions | None = None) -> None:
-        self.url = url
-        self.options = options or RedisOptions()
-        params = parse_url(url)
+    def __init__(
+        self, url: str, settings: BackendSettings | None = None, *, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
+        super().__init__(url, settings)
+        self.connect_timeout = connect_timeout
+        params = self.parse_url(url)
         self._params = params
+        self._commands = default_table()
         self._target = self._describe(url)
         self._conns: list[_Connection] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -166,6 +165,15 @@ class RedisBackend(Backend):
                 self._ssl.verify_mode = ssl.CERT_NONE
         self._handshake = self._handshake_commands(params)
         self._pubsub_client: redis.asyncio.Redis | None = None
+
+    @classmethod
+    def parse_url(cls, url: str) -> dict[str, Any]:
+        """redis-py's reading of redis://, rediss:// and unix:// URLs."""
+        return parse_url(url)
+
+    @property
+    def commands(self) -> CommandTable:
+        return self._commands
 
     @staticmethod
     def _describe(url: str) -> str:
@@ -189,12 +197,14 @@ class RedisBackend(Backend):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         first = loop.create_future()
-        for slot in range(self.options.connections):
+        for slot in range(self.pool_size):
             self._tasks.append(asyncio.create_task(self._maintain(slot, first)))
         self._tasks.append(asyncio.create_task(self._watch_timeouts()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(first), self.options.connect_timeout)
-        if not self._conns:
+            await asyncio.wait_for(asyncio.shield(first), self.connect_timeout)
+        if self._conns:
+            await self._learn_commands()
+        else:
             log.warning(
                 "redis at %s is not reachable yet (%s); answering 503 until it is",
                 self._target,
@@ -212,6 +222,27 @@ class RedisBackend(Backend):
         if self._pubsub_client is not None:
             await self._pubsub_client.aclose()
 
+    async def _learn_commands(self) -> None:
+        """Serve the server's own commands (see the module docstring).  On failure the
+        table stays as it was: the baseline, or what an earlier connection reported."""
+        try:
+            infos, docs = await asyncio.wait_for(
+                self._run(resp.encode_many([[b"COMMAND"], [b"COMMAND", b"DOCS"]]), 2, 2), self.connect_timeout
+            )
+            if isinstance(infos, ReplyError) or not isinstance(infos, list):
+                raise ValueError(f"COMMAND answered {infos!r}")
+            entries = entries_from_reply(infos, docs)
+        except (BackendError, TimeoutError, ValueError, KeyError, IndexError, TypeError) as exc:
+            log.warning(
+                "cannot read the commands of redis at %s (%s); serving the baseline", self._target, exc
+            )
+            return
+        self._commands = default_table().merged(entries, f"{len(entries)} from the server at {self._target}")
+        known = {c.name for c in default_table()}
+        added = sorted(name for name in entries if name not in known)
+        if added:
+            log.info("redis at %s adds %d commands: %s", self._target, len(added), ", ".join(added[:20]))
+
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         params = self._params
@@ -224,12 +255,12 @@ class RedisBackend(Backend):
                 int(params.get("port", 6379)),
                 ssl=self._ssl,
             )
-        _, conn = await asyncio.wait_for(connect, self.options.connect_timeout)
+        _, conn = await asyncio.wait_for(connect, self.connect_timeout)
         if self._handshake:
             try:
                 replies = await asyncio.wait_for(
                     conn.submit(resp.encode_many(self._handshake), len(self._handshake)),
-                    self.options.connect_timeout,
+                    self.connect_timeout,
                 )
             except BaseException:
                 conn.abort()
@@ -255,12 +286,15 @@ class RedisBackend(Backend):
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 2.0)
                 continue
-            if slot == 0 and delay > 0.05:
+            reconnected = delay > 0.05
+            if slot == 0 and reconnected:
                 log.info("connected to redis at %s", self._target)
             delay = 0.05
             self._conns.append(conn)
             if not first.done():
                 first.set_result(None)
+            elif slot == 0 and reconnected:  # the server may have changed (upgraded, a module loaded)
+                self._tasks.append(asyncio.create_task(self._learn_commands()))
             try:
                 await conn.closed
             finally:
@@ -272,7 +306,7 @@ class RedisBackend(Backend):
 
     async def _watch_timeouts(self) -> None:
         loop = asyncio.get_running_loop()
-        timeout = self.options.timeout
+        timeout = self.settings.timeout
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
             now = loop.time()
@@ -287,7 +321,7 @@ class RedisBackend(Backend):
     def _pick(self) -> _Connection:
         conns = self._conns
         if not conns:
-            raise BackendUnavailable(f"ERR backend unavailable ({self._last_error}); retry later")
+            raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
         if len(conns) == 1:
             return conns[0]
         best = conns[0]
@@ -297,11 +331,11 @@ class RedisBackend(Backend):
         return best
 
     async def _run(self, payload: bytes, expected: int, weight: int) -> list[Reply]:
-        if self._inflight + weight > self.options.max_inflight and self._inflight:
-            raise BackendOverloaded("ERR backend overloaded: too many commands in flight; retry later")
+        if self._inflight + weight > self.settings.max_inflight and self._inflight:
+            raise BackendOverloaded(error_texts.BACKEND_OVERLOADED)
         conn = self._pick()
         if not conn.is_open:
-            raise BackendUnavailable(f"ERR backend unavailable ({self._last_error}); retry later")
+            raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
         self._inflight += weight
         try:
             return await conn.submit(payload, expected)
@@ -323,17 +357,17 @@ class RedisBackend(Backend):
             detail="ok" if connected else self._last_error,
             gauges={
                 "connections_open": connected,
-                "connections_configured": self.options.connections,
+                "connections_configured": self.pool_size,
                 "commands_in_flight": self._inflight,
             },
         )
 
-    def pubsub(self) -> Any:
+    def subscription(self) -> Subscription:
         # Subscriptions hold a connection each, so they get redis-py's pool, not the mux.
         if self._pubsub_client is None:
             self._pubsub_client = redis.asyncio.from_url(
                 self.url,
-                max_connections=self.options.max_subscriptions,
-                socket_connect_timeout=self.options.connect_timeout,
+                max_connections=self.settings.max_subscriptions,
+                socket_connect_timeout=self.connect_timeout,
             )
-        return self._pubsub_client.pubsub()
+        return RedisSubscription(self._pubsub_client.pubsub())

@@ -12,11 +12,11 @@ from kvgate.protocol import Args, Reply
 
 
 def encode(args: Args) -> bytes:
-    return pack_command(tuple(args))
+    return pack_command(tuple(args))  # type: ignore[arg-type]  # hiredis's stub types one argument
 
 
 def encode_many(commands: Sequence[Args]) -> bytes:
-    return b"".join([pack_command(tuple(c)) for c in commands])
+    return b"".join([pack_command(tuple(c)) for c in commands])  # type: ignore[arg-type]
 
 
 MULTI = encode([b"MULTI"])

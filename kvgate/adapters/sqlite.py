@@ -26,13 +26,15 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
-from kvgate.adapters.base import Backend, Health
+from kvgate import error_texts
+from kvgate.adapters import entry_named
+from kvgate.adapters.base import Backend, BackendSettings, Health
 from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
-from kvgate.engine import Engine
-from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, BadRequest, StartupError
+from kvgate.commands import CommandTable
+from kvgate.engine import Engine, command_table
+from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, StartupError
 from kvgate.protocol import Args, Reply
 
 try:
@@ -49,15 +51,17 @@ SWEEP_BATCH = 1000
 
 
 @dataclass(frozen=True)
-class SqliteOptions:
-    busy_timeout_ms: int = 5000
-    max_inflight: int = 10_000
-    timeout: float = 10.0  # seconds a request waits for the writer before a 504
-    synchronous: str = "NORMAL"  # FULL also survives power loss, at a cost per commit
+class SqliteURL:
+    """What a ``sqlite://`` URL says (its options' defaults are in the registry entry)."""
+
+    path: str
+    busy_timeout_ms: int
+    synchronous: str  # NORMAL, or FULL: also survives power loss, at a cost per commit
 
 
-def parse_url(url: str) -> tuple[str, dict[str, str]]:
-    """``sqlite:///relative.db``, ``sqlite:////absolute.db`` -> (path, query options)."""
+def parse_url(url: str) -> SqliteURL:
+    """``sqlite:///relative.db``, ``sqlite:////absolute.db``, with ``?busy_timeout_ms=``
+    and ``?synchronous=``."""
     parts = urlsplit(url)
     if parts.netloc:
         raise ValueError(
@@ -66,7 +70,12 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path or path == ":memory:":
         raise ValueError("a sqlite URL needs a file path: sqlite:///kvgate.db")
-    return path, dict(parse_qsl(parts.query))
+    options = entry_named("sqlite").read_options(parts.query)
+    try:
+        busy_timeout_ms = int(options["busy_timeout_ms"] or "")
+    except ValueError:
+        raise ValueError("busy_timeout_ms must be a whole number of milliseconds") from None
+    return SqliteURL(path, busy_timeout_ms, options["synchronous"] or "")
 
 
 class _Job:
@@ -127,15 +136,10 @@ class SqliteBackend(Backend):
     kind = "sqlite"
     knows_shebang = True  # the engine's scripting reads "#!lua flags=..." as Redis 7.0 does
 
-    def __init__(self, url: str, options: SqliteOptions | None = None) -> None:
-        self.url = url
-        self.path, query = parse_url(url)
-        self.options = options or SqliteOptions(
-            busy_timeout_ms=int(query.get("busy_timeout_ms", 5000)),
-            synchronous=query.get("synchronous", "NORMAL").upper(),
-        )
-        if self.options.synchronous not in ("NORMAL", "FULL"):
-            raise ValueError("synchronous must be NORMAL or FULL")
+    def __init__(self, url: str, settings: BackendSettings | None = None) -> None:
+        super().__init__(url, settings)
+        self.where = parse_url(url)
+        self.path = self.where.path
         # commands that only read run on the event loop, everything else on the writer thread
         self.engine = Engine(self.kind)
         self._store: SqliteStore | None = None
@@ -148,8 +152,13 @@ class SqliteBackend(Backend):
         self.commits = 0
         self.grouped = 0
 
-    def supports(self, name: str) -> bool:
-        return self.engine.supports(name)
+    @classmethod
+    def parse_url(cls, url: str) -> SqliteURL:
+        return parse_url(url)
+
+    @property
+    def commands(self) -> CommandTable:
+        return command_table()
 
     # -- lifecycle
     def preflight(self) -> None:
@@ -161,14 +170,14 @@ class SqliteBackend(Backend):
         if not os.path.isdir(directory):
             raise StartupError(f"sqlite: cannot create {self.path}: directory {directory} does not exist")
         try:
-            return SqliteStore(self.path, self.options.busy_timeout_ms)
+            return SqliteStore(self.path, self.where.busy_timeout_ms)
         except (sqlite3.Error, SchemaError, OSError) as exc:
             raise StartupError(f"sqlite: cannot open {self.path}: {exc}") from None
 
     async def start(self) -> None:
         self._store = await asyncio.to_thread(self._open)
         self._turn = WriterTurn(self.path + "-kvgate.lock")
-        if self.options.synchronous == "FULL":
+        if self.where.synchronous == "FULL":
             self._store.writer.execute("PRAGMA synchronous = FULL")
         self._writer = threading.Thread(target=self._write_loop, name="kvgate-sqlite-writer", daemon=True)
         self._writer.start()
@@ -186,7 +195,7 @@ class SqliteBackend(Backend):
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
-        closed = BackendUnavailable("ERR backend unavailable (closed)")
+        closed = BackendUnavailable(error_texts.BACKEND_CLOSED)
         while True:  # jobs queued behind the stop sentinel: answer them, never leave them hanging
             try:
                 job = self._queue.get_nowait()
@@ -207,9 +216,6 @@ class SqliteBackend(Backend):
             gauges={"inflight": self._inflight, "commits": self.commits, "grouped_jobs": self.grouped},
         )
 
-    def pubsub(self) -> Any:
-        raise BadRequest("ERR subscribe is not supported by the sqlite backend")
-
     # -- commands
     async def execute(self, commands: list[Args]) -> list[Reply]:
         if not all(self.engine.is_read(c) for c in commands):
@@ -226,32 +232,29 @@ class SqliteBackend(Backend):
             with store.unit(False) as t:
                 return [self.engine.execute(t, c) for c in commands]
         except sqlite3.Error as exc:
-            raise BackendUnavailable(f"ERR sqlite read failed: {exc}") from None
+            raise BackendUnavailable(error_texts.sqlite_read_failed(exc)) from None
 
     def _require_store(self) -> SqliteStore:
         if self._store is None or self._closing:
-            raise BackendUnavailable("ERR backend unavailable (closed)")
+            raise BackendUnavailable(error_texts.BACKEND_CLOSED)
         return self._store
 
     def _require_writer(self) -> None:
         self._require_store()
         if self._writer is None or not self._writer.is_alive():
-            raise BackendUnavailable(f"ERR the sqlite writer has stopped ({self._last_error or 'unknown'})")
+            raise BackendUnavailable(error_texts.sqlite_writer_stopped(self._last_error or "unknown"))
 
     async def _submit(self, commands: list[Args]) -> list[Reply]:
         # Jobs count until the writer has run them, even when their request gave up: the
         # queue itself is bounded, not only the requests still waiting.
-        if self._inflight >= self.options.max_inflight:
-            raise BackendOverloaded("ERR too many commands waiting for the sqlite writer; retry later")
+        if self._inflight >= self.settings.max_inflight:
+            raise BackendOverloaded(error_texts.SQLITE_WRITER_BUSY)
         engine = self.engine
         future = self._write(lambda t: [engine.execute(t, c) for c in commands])
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.options.timeout)
+            return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout)
         except TimeoutError:
-            raise BackendTimeout(
-                f"ERR the sqlite writer did not answer within {self.options.timeout:g}s; "
-                "the command may still be applied"
-            ) from None
+            raise BackendTimeout(error_texts.sqlite_writer_timeout(self.settings.timeout)) from None
 
     def _write(self, run: Callable[[SqliteTxn], list[Reply]]) -> asyncio.Future[list[Reply]]:
         self._require_writer()
@@ -294,7 +297,7 @@ class SqliteBackend(Backend):
                 with contextlib.suppress(sqlite3.Error):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                error = BackendUnavailable(f"ERR sqlite write failed ({exc}); the writes were not applied")
+                error = BackendUnavailable(error_texts.sqlite_write_failed(exc))
                 for job in group:
                     job.finish(None, error)  # a job answered already keeps its first answer
             if stop:
@@ -306,7 +309,7 @@ class SqliteBackend(Backend):
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._last_error = str(exc)
-            error = BackendUnavailable(f"ERR sqlite is busy or unavailable ({exc}); retry later")
+            error = BackendUnavailable(error_texts.sqlite_busy(exc))
             for job in group:
                 job.finish(None, error)
             return
@@ -320,27 +323,29 @@ class SqliteBackend(Backend):
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 log.exception("sqlite write job failed")
-                results.append((job, None, BackendUnavailable(f"ERR sqlite write failed: {exc}")))
+                results.append(
+                    (job, None, BackendUnavailable(error_texts.sqlite_write_failed(exc, applied=True)))
+                )
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             self._last_error = str(exc)
-            error = BackendUnavailable(f"ERR sqlite commit failed ({exc}); the writes were not applied")
+            error = BackendUnavailable(error_texts.sqlite_commit_failed(exc))
             results = [(job, None, error) for job, _, _ in results]
         else:
             self.commits += 1
             self.grouped += len(group)
-        for job, replies, error in results:
-            job.finish(replies, error)
+        for job, answer, failure in results:
+            job.finish(answer, failure)
 
     # -- expiry
     async def _sweep_forever(self) -> None:
         while not self._closing:
             try:
                 write = self._write(lambda t: [t.sweep(SWEEP_BATCH)])
-                (swept,) = await asyncio.wait_for(asyncio.shield(write), self.options.timeout)
+                (swept,) = await asyncio.wait_for(asyncio.shield(write), self.settings.timeout)
             except (BackendUnavailable, TimeoutError):
                 swept = 0
             if swept != SWEEP_BATCH:  # a full batch: more may be waiting, go again at once

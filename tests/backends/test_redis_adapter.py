@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 
-from kvgate.adapters.redis_mux import RedisBackend, RedisOptions
+from kvgate.adapters import default_settings
+from kvgate.adapters.redis_mux import CONNECT_TIMEOUT, RedisBackend
 from kvgate.errors import BackendTimeout, BackendUnavailable, ReplyError
 from tests.support.servers import SLOW, RedisServer
 
@@ -24,8 +26,14 @@ def own_redis() -> Iterator[RedisServer]:
 
 
 @contextlib.asynccontextmanager
-async def backend(url: str, **options: float) -> AsyncIterator[RedisBackend]:
-    b = RedisBackend(url, RedisOptions(**options))  # type: ignore[arg-type]
+async def backend(
+    url: str, connections: int | None = None, connect_timeout: float = CONNECT_TIMEOUT, **settings: float
+) -> AsyncIterator[RedisBackend]:
+    b = RedisBackend(
+        url,
+        replace(default_settings(), pool_size=connections, **settings),  # type: ignore[arg-type]
+        connect_timeout=connect_timeout,
+    )
     await b.start()
     try:
         yield b

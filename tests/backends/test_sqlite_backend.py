@@ -211,7 +211,10 @@ def test_a_file_that_is_not_a_database_stops_kvgate(tmp_path: Path) -> None:
 
 async def test_subscribe_is_a_clear_error(sqlite_api: Api) -> None:
     status, body = await sqlite_api.request("GET", "/subscribe/chat")
-    assert (status, body) == (400, {"error": "ERR subscribe is not supported by the sqlite backend"})
+    assert (status, body) == (
+        400,
+        {"error": "ERR command 'subscribe' is not supported by the sqlite backend"},
+    )
     status, body = await sqlite_api.cmd("PUBLISH", "chat", "hi")
     assert (status, body) == (400, {"error": "ERR command 'publish' is not supported by the sqlite backend"})
 

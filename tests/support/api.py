@@ -8,26 +8,26 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from kvgate.adapters import REGISTRY, entry_for
 from kvgate.app import Gateway
 from kvgate.config import Config, from_options
-from tests.support.engine import ENGINE_BACKENDS
 
 RW = "rw-token"
 RO = "ro-token"
-#: The backends every protocol test runs on (the ``backend_url`` fixture).
-BACKENDS = ("redis", "fakeredis", "sqlite", "dynamodb")
+#: The backends every protocol test runs on (the ``backend_url`` fixture): the registry's.
+BACKENDS = tuple(entry.name for entry in REGISTRY)
 
 
 def require_commands(backend_url: str, *names: str) -> None:
     """Skip on a backend that does not run one of these commands (kvgate's own engine runs
     a documented subset: README, "Commands per backend")."""
-    kind = backend_url.split(":", 1)[0]
-    if kind in ENGINE_BACKENDS:
+    entry = entry_for(backend_url)
+    if entry.engine:
         from kvgate.engine import Engine
 
         missing = [n for n in names if not Engine.supports(n)]
         if missing:
-            pytest.skip(f"not supported by the {kind} backend: {', '.join(missing)}")
+            pytest.skip(f"not supported by the {entry.name} backend: {', '.join(missing)}")
 
 
 def make_config(backend_url: str, **options: Any) -> Config:

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from kvgate.adapters import REGISTRY
 from kvgate.adapters.dynamodb import now_ms
 from kvgate.adapters.dynamodb_txn import Need, Snapshot, SnapshotTxn
 from kvgate.commands import default_table
@@ -156,7 +157,7 @@ class FetchingTxn(SnapshotTxn):
 
 STORES = ("memory", "sqlite", "dynamodb")
 #: Backends that run kvgate's own engine (a documented subset of the commands).
-ENGINE_BACKENDS = ("sqlite", "dynamodb")
+ENGINE_BACKENDS = tuple(entry.name for entry in REGISTRY if entry.engine)
 
 
 def make_client(kind: str, tmp_path: Path) -> EngineClient:

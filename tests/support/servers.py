@@ -44,13 +44,16 @@ def wait_for_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | Non
 class RedisServer:
     """A throw-away ``redis-server`` (Debian's), no persistence."""
 
-    def __init__(self, port: int | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, password: str | None = None, modules: Sequence[str] = ()
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
         self.binary = binary
         self.port = port or free_port()
         self.password = password
+        self.modules = tuple(modules)  # paths of modules to load (--loadmodule)
         self.dir = tempfile.mkdtemp(prefix="kvgate-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -79,6 +82,8 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        for module in self.modules:
+            args += ["--loadmodule", module]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, proc=self.proc)
         return self
