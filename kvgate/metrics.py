@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from kvgate.adapters import Health
@@ -24,7 +24,7 @@ class Metrics:
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.commands: Counter[str] = Counter()
         self.latency: dict[str, list[int]] = {}
-        self.latency_sum: Counter[str] = Counter()
+        self.latency_sum: defaultdict[str, float] = defaultdict(float)
         self.in_flight = 0
 
     def observe(self, database: str, endpoint: str, status: int, seconds: float, commands: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -24,7 +24,9 @@ from kvgate.error_texts import (
 from kvgate.errors import BadRequest, ReplyError
 
 Args = list[bytes]
-Reply = bytes | int | None | list["Reply"] | ReplyError
+#: One command's reply.  Arrays are read-only ``Sequence``s to the type checker, so that a
+#: handler may answer a ``list[bytes]`` where a reply is expected; they are ``list`` at run time.
+Reply = bytes | int | None | Sequence["Reply"] | ReplyError
 
 try:  # orjson is an optional speed-up
     import orjson

@@ -111,6 +111,8 @@ def _between(low: float | None, high: float | None) -> float | None:
 
 def _insert_position(items: list[Member], index: int, after: bool) -> float | None:
     """A position next to ``items[index]`` (before or after it)."""
+    low: float | None
+    high: float | None
     if after:
         low = items[index].score
         high = items[index + 1].score if index + 1 < len(items) else None

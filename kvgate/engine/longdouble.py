@@ -123,7 +123,7 @@ def _mantissa(m: re.Match[bytes], base: int, bits_per_digit: int, limit: int) ->
 def add(a: LongDouble, b: LongDouble) -> LongDouble:
     """``a + b`` in long double: rounded, inf on overflow, NaN for ``inf - inf``."""
     if is_finite(a) and is_finite(b):
-        return round_ld(a + b)  # type: ignore[operator]
+        return round_ld(Fraction(a) + Fraction(b))
     return float(a) + float(b)
 
 
@@ -133,7 +133,7 @@ def to_bytes(x: LongDouble) -> bytes:
         if math.isnan(x):
             return b"nan"  # never stored by Redis: INCRBYFLOAT refuses NaN first
         return b"inf" if x > 0 else b"-inf"
-    mag = abs(x)
+    mag = abs(Fraction(x))
     units = round(mag * 10**17)  # exact binary value to 17 decimals, half to even
     whole, frac = divmod(units, 10**17)
     text = f"{_int_to_decimal(whole)}.{frac:017d}".rstrip("0").rstrip(".")

@@ -42,3 +42,9 @@ def test_ruff_clean() -> None:
     for args in (["check", "."], ["format", "--check", "."]):
         proc = subprocess.run(["ruff", *args], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_clean() -> None:
+    """Types are checked as part of the README's test command (settings: pyproject.toml)."""
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

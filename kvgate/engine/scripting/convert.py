@@ -40,7 +40,7 @@ def to_reply(kind: bytes, value: Any) -> Reply:
     if kind == b"table":
         return decode(value)
     if kind == b"string":
-        return value  # type: ignore[no-any-return]
+        return value
     if kind == b"number":
         return lua_number_to_int(value)
     if kind == b"boolean":
