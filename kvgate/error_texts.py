@@ -171,6 +171,11 @@ def script_error_at(text: str, sha: str, source: str, line: str) -> str:
 # --- kvgate's own texts -----------------------------------------------------------
 
 
+def err(text: str) -> str:
+    """``text`` as a generic error reply: Redis's ``ERR`` code before it."""
+    return f"ERR {text}"
+
+
 def not_supported(name: str, backend: str) -> str:
     """A command the backend's engine does not implement (it exists in Redis)."""
     return f"ERR command '{name}' is not supported by the {backend} backend"
@@ -349,10 +354,6 @@ def dynamodb_too_many_keys(limit: int, writes: int, checks: int) -> str:
 
 def dynamodb_too_many_bytes(limit: int, size: int) -> str:
     return f"ERR the dynamodb backend writes at most {limit} bytes atomically; this needs {size}"
-
-
-def dynamodb_missing_table(detail: str) -> str:
-    return f"ERR {detail}"
 
 
 def dynamodb_refused(what: str, detail: str) -> str:

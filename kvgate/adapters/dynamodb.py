@@ -46,6 +46,7 @@ from kvgate.adapters.dynamodb_items import (
 from kvgate.adapters.dynamodb_txn import Need, Snapshot, SnapshotTxn
 from kvgate.commands import CommandTable
 from kvgate.engine import Engine, command_table
+from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType
 from kvgate.errors import (
     BackendError,
@@ -152,6 +153,7 @@ class DynamoBackend(Backend):
         self.where = parse_url(url)
         self.table = self.where.table
         self.engine = Engine(self.kind)
+        self.scripting = Scripting()  # this database's Lua runtimes, limits, unsaved scripts
         self._client: Any = None
         self._client_cm: Any = None
         self._inflight = 0
@@ -317,7 +319,7 @@ class DynamoBackend(Backend):
         await self._fetch(snapshot, names, shas, atomic=not writable)
         needs = conflicts = 0
         while True:
-            txn = SnapshotTxn(snapshot, now_ms(), writable)
+            txn = SnapshotTxn(snapshot, now_ms(), writable, self.scripting)
             try:
                 replies = [self.engine.execute(txn, c) for c in commands]
             except Need as need:
@@ -676,7 +678,7 @@ class DynamoBackend(Backend):
                 raise _Retry() from None
             self._failed(str(exc))
             if code == "ResourceNotFoundException":
-                raise BackendUnavailable(error_texts.dynamodb_missing_table(self._missing_table())) from None
+                raise BackendUnavailable(error_texts.err(self._missing_table())) from None
             if code == "ValidationException" and _TOO_LARGE.search(_message(exc)):
                 raise _Refused(error_texts.dynamodb_refused("write", _message(exc))) from None
             applied = "the command may or may not have been applied" if write else "nothing was changed"

@@ -26,7 +26,7 @@ def _with_prefix(text: str) -> str:
     """Redis error replies always start with an upper-case code; a few fakeredis texts lack
     one (``numkeys should be greater than 0``), and Redis itself would say ``ERR``."""
     code = text.split(" ", 1)[0]
-    return text if code.isupper() and code.isalpha() else f"ERR {text}"
+    return text if code.isupper() and code.isalpha() else error_texts.err(text)
 
 
 class _RawSocket(FakeSocket):

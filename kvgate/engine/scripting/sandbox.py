@@ -183,10 +183,10 @@ class _Callbacks:
         if run is None:
             return 1, box.error_table(errors.LUA_OUTSIDE_SCRIPT.encode())
         if not args:
-            return 1, box.error_table(b"ERR " + errors.LUA_NO_ARGS.encode())
+            return 1, box.error_table(errors.err(errors.LUA_NO_ARGS).encode())
         argv = [lua_arg(a) for a in args]
         if None in argv:
-            return 1, box.error_table(b"ERR " + errors.LUA_BAD_ARG.encode())
+            return 1, box.error_table(errors.err(errors.LUA_BAD_ARG).encode())
         if not run.expired():
             try:
                 return box.call(run, argv)  # type: ignore[arg-type]
