@@ -17,6 +17,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from kvgate.adapters.dynamodb_items import MAX_KEY_NAME_BYTES, Entry, expired
+from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 
 
@@ -44,9 +45,10 @@ class SnapshotTxn(Txn):
 
     backend = "dynamodb"  # for error texts
 
-    def __init__(self, snapshot: Snapshot, now: int, writable: bool) -> None:
+    def __init__(self, snapshot: Snapshot, now: int, writable: bool, scripting: Scripting) -> None:
         self.now = now
         self.writable = writable
+        self.scripting = scripting
         self.snapshot = snapshot
         # the unit's working copy: decoded entries are fresh per run, so changes in place
         # never leak into the snapshot the next run starts from

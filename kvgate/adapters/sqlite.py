@@ -34,6 +34,7 @@ from kvgate.adapters.base import Backend, BackendSettings, Health
 from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
 from kvgate.commands import CommandTable
 from kvgate.engine import Engine, command_table
+from kvgate.engine.scripting import Scripting
 from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, StartupError
 from kvgate.protocol import Args, Reply
 
@@ -142,6 +143,7 @@ class SqliteBackend(Backend):
         self.path = self.where.path
         # commands that only read run on the event loop, everything else on the writer thread
         self.engine = Engine(self.kind)
+        self.scripting = Scripting()  # this database's Lua runtimes, limits, unsaved scripts
         self._store: SqliteStore | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -170,7 +172,7 @@ class SqliteBackend(Backend):
         if not os.path.isdir(directory):
             raise StartupError(f"sqlite: cannot create {self.path}: directory {directory} does not exist")
         try:
-            return SqliteStore(self.path, self.where.busy_timeout_ms)
+            return SqliteStore(self.path, self.where.busy_timeout_ms, scripting=self.scripting)
         except (sqlite3.Error, SchemaError, OSError) as exc:
             raise StartupError(f"sqlite: cannot open {self.path}: {exc}") from None
 
@@ -316,7 +318,7 @@ class SqliteBackend(Backend):
         for job in group:
             conn.execute("SAVEPOINT job")
             try:
-                replies = job.run(SqliteTxn(conn, now_ms(), writable=True))
+                replies = job.run(SqliteTxn(conn, now_ms(), writable=True, scripting=self.scripting))
                 conn.execute("RELEASE job")
                 results.append((job, replies, None))
             except Exception as exc:  # a store failure or a bug: this job applies nothing

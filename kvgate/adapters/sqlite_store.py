@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
 
 SCHEMA_VERSION = 1
@@ -94,10 +95,11 @@ def init_schema(conn: sqlite3.Connection) -> None:
 
 
 class SqliteTxn(Txn):
-    def __init__(self, conn: sqlite3.Connection, now: int, writable: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, now: int, writable: bool, scripting: Scripting) -> None:
         self.conn = conn
         self.now = now
         self.writable = writable
+        self.scripting = scripting
         self._x = conn.execute
 
     # --- keyspace -------------------------------------------------------------------
@@ -343,8 +345,9 @@ class SqliteStore:
     thread; the writer connection is shared (callers serialize writes, as the writer
     thread does)."""
 
-    def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int = 5000, scripting: Scripting | None = None) -> None:
         self.path = path
+        self.scripting = scripting if scripting is not None else Scripting()
         self.busy_timeout_ms = busy_timeout_ms
         self.writer = connect(path, busy_timeout_ms)
         init_schema(self.writer)
@@ -361,7 +364,7 @@ class SqliteStore:
         conn = self.writer if write else self.reader()
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield SqliteTxn(conn, now_ms() if now is None else now, write)
+            yield SqliteTxn(conn, now_ms() if now is None else now, write, self.scripting)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 
 
@@ -27,6 +28,7 @@ class MemoryStore:
         self.entries: dict[bytes, _Entry] = {}
         self.order: list[bytes] = []  # scan order: creation order, compacted lazily
         self.scripts: dict[bytes, bytes] = {}
+        self.scripting = Scripting()
 
     def txn(self, now: int | None = None) -> MemoryTxn:
         return MemoryTxn(self, int(time.time() * 1000) if now is None else now)
@@ -38,6 +40,7 @@ class MemoryTxn(Txn):
     def __init__(self, store: MemoryStore, now: int) -> None:
         self.store = store
         self.now = now
+        self.scripting = store.scripting
 
     def _live(self, name: bytes) -> _Entry | None:
         entry = self.store.entries.get(name)

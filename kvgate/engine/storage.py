@@ -35,6 +35,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kvgate.engine.scripting.state import Scripting
 
 
 class KeyType(IntEnum):
@@ -104,6 +108,10 @@ class Txn(ABC):
     now: int
     #: False for units that may only read (they run on read-only connections).
     writable: bool
+    #: The database's scripting in this process (Lua runtimes, limits, scripts a
+    #: read-only unit could not store): the store gives every unit of one database
+    #: the same object, and two databases never share one.
+    scripting: Scripting
 
     # --- keyspace -------------------------------------------------------------------
 

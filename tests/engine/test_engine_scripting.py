@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kvgate.engine import scripting
+from kvgate.engine.scripting import Limits, Scripting
+from kvgate.error_texts import NOSCRIPT
 from kvgate.errors import ReplyError
+from kvgate.scripts import split_args
 from tests.support.engine import Arg, EngineClient, Oracle, assert_same, comparable, sqlite_client
 
 
@@ -825,10 +826,10 @@ def test_scan_in_a_script(oracle: Oracle, kv: EngineClient) -> None:
 
 
 @pytest.fixture
-def limits() -> Iterator[scripting.Limits]:
-    saved = scripting.Limits(**vars(scripting.LIMITS))
-    yield scripting.LIMITS
-    scripting.configure(**vars(saved))
+def limits(kv: EngineClient) -> Limits:
+    """The store's script limits (every test has a store of its own)."""
+    with kv.units(False) as t:
+        return t.scripting.limits
 
 
 ENDLESS = [
@@ -844,8 +845,8 @@ ENDLESS = [
 
 
 @pytest.mark.parametrize("script", ENDLESS)
-def test_endless_scripts_time_out(kv: EngineClient, limits: scripting.Limits, script: str) -> None:
-    scripting.configure(time_limit_ms=100)
+def test_endless_scripts_time_out(kv: EngineClient, limits: Limits, script: str) -> None:
+    limits.time_limit_ms = 100
     started = time.monotonic()
     reply = kv("EVAL", script, 0)
     assert time.monotonic() - started < 2
@@ -856,15 +857,15 @@ def test_endless_scripts_time_out(kv: EngineClient, limits: scripting.Limits, sc
     assert kv("EVAL", "return 'still works'", 0) == b"still works"
 
 
-def test_timed_out_script_keeps_its_writes(kv: EngineClient, limits: scripting.Limits) -> None:
-    scripting.configure(time_limit_ms=100)
+def test_timed_out_script_keeps_its_writes(kv: EngineClient, limits: Limits) -> None:
+    limits.time_limit_ms = 100
     reply = kv("EVAL", "redis.call('set', 'before', 'yes') while true do end", 0)
     assert isinstance(reply, ReplyError)
     assert kv("GET", "before") == b"yes"
 
 
-def test_memory_limit(kv: EngineClient, limits: scripting.Limits) -> None:
-    scripting.configure(memory_limit=16 * 1024 * 1024)
+def test_memory_limit(kv: EngineClient, limits: Limits) -> None:
+    limits.memory_limit = 16 * 1024 * 1024
     error = ("error", "ERR script ran out of memory and was aborted (kvgate's script memory limit is 16 MiB)")
     assert comparable(kv("EVAL", "return string.rep('x', 64 * 1024 * 1024)", 0)) == error
     hog = "local t = {} for i = 1, 1e7 do t[i] = {i} end return #t"
@@ -949,18 +950,19 @@ def test_evalsha_across_processes(tmp_path: Path) -> None:
     second = sqlite_client(tmp_path / "shared.db")
     assert first("SCRIPT", "FLUSH") == b"OK"
     script = "return redis.call('incr', KEYS[1])"
-    assert comparable(second("EVALSHA", sha1(script), 1, "n")) == ("error", scripting.NOSCRIPT)
+    assert comparable(second("EVALSHA", sha1(script), 1, "n")) == ("error", NOSCRIPT)
     assert first("SCRIPT", "LOAD", script) == sha1(script).encode()
     assert second("EVALSHA", sha1(script), 1, "n") == 1
     assert second("SCRIPT", "EXISTS", sha1(script)) == [1]
     assert first("SCRIPT", "FLUSH") == b"OK"
-    assert comparable(second("EVALSHA", sha1(script), 1, "n")) == ("error", scripting.NOSCRIPT)
+    assert comparable(second("EVALSHA", sha1(script), 1, "n")) == ("error", NOSCRIPT)
     assert first("EVAL", script, 1, "n") == 2
-    assert comparable(second("EVALSHA_RO", sha1("return 1"), 0)) == ("error", scripting.NOSCRIPT)
+    assert comparable(second("EVALSHA_RO", sha1("return 1"), 0)) == ("error", NOSCRIPT)
     assert second("EVALSHA", sha1(script), 1, "n") == 3
 
 
 def test_threads_get_their_own_runtime() -> None:
+    scripting = Scripting()
     seen: list[object] = []
 
     def work() -> None:
@@ -973,6 +975,22 @@ def test_threads_get_their_own_runtime() -> None:
         thread.join()
     assert seen[0] is not seen[1]
     assert scripting.sandbox() is scripting.sandbox()
+
+
+def test_databases_share_no_scripting_state(tmp_path: Path) -> None:
+    """Two databases in one process: each has its own limits, Lua runtimes and scripts
+    seen by read-only units (EVAL_RO runs on a read-only unit, which cannot store them)."""
+    first, second = sqlite_client(tmp_path / "first.db"), sqlite_client(tmp_path / "second.db")
+    with first.units(False) as a, second.units(False) as b:
+        assert a.scripting is not b.scripting
+        assert a.scripting.sandbox() is not b.scripting.sandbox()
+        a.scripting.limits.memory_limit = 16 * 1024 * 1024
+    assert first("EVAL_RO", "return 1", 0) == 1
+    assert first("EVALSHA_RO", sha1("return 1"), 0) == 1
+    assert comparable(second("EVALSHA_RO", sha1("return 1"), 0)) == ("error", NOSCRIPT)
+    big = "return #string.rep('x', 32 * 1024 * 1024)"
+    assert isinstance(first("EVAL", big, 0), ReplyError)
+    assert second("EVAL", big, 0) == 32 * 1024 * 1024
 
 
 def test_declared_reply_kinds_and_flags_name_real_commands() -> None:
@@ -993,8 +1011,8 @@ def test_declared_reply_kinds_and_flags_name_real_commands() -> None:
 
 
 def test_split_args() -> None:
-    assert scripting.split_args(b"#!lua \"a b\" c'd' \t e") == [b"#!lua", b"a b", b"cd", b"e"]
-    assert scripting.split_args(b'"\\x41\\n"') == [b"A\n"]
-    assert scripting.split_args(b'"open') is None
-    assert scripting.split_args(b"'x'y") is None
-    assert scripting.split_args(b"   ") == []
+    assert split_args(b"#!lua \"a b\" c'd' \t e") == [b"#!lua", b"a b", b"cd", b"e"]
+    assert split_args(b'"\\x41\\n"') == [b"A\n"]
+    assert split_args(b'"open') is None
+    assert split_args(b"'x'y") is None
+    assert split_args(b"   ") == []

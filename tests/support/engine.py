@@ -147,7 +147,7 @@ def _fetching(method: Callable[..., Any]) -> Callable[..., Any]:
 
 class FetchingTxn(SnapshotTxn):
     def __init__(self, client: DynamoEngineClient, writable: bool, now: int | None = None) -> None:
-        super().__init__(Snapshot(), now_ms() if now is None else now, writable)
+        super().__init__(Snapshot(), now_ms() if now is None else now, writable, client.backend.scripting)
         self.client = client
 
     _entry = _fetching(SnapshotTxn._entry)

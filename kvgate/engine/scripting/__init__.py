@@ -43,26 +43,7 @@ Known differences from Redis 7.0:
 from __future__ import annotations
 
 from kvgate.engine.scripting import commands  # noqa: F401  (registers the handlers)
-
-# Names the tests still use (until they move with the per-database state).
 from kvgate.engine.scripting.sandbox import Limits, LuaSandbox
-from kvgate.engine.scripting.state import SHARED, Scripting
-from kvgate.error_texts import NOSCRIPT  # noqa: F401
-from kvgate.scripts import split_args  # noqa: F401
-
-LIMITS = SHARED.limits
-sandbox = SHARED.sandbox
-
-
-def configure(
-    time_limit_ms: int | None = None, memory_limit: int | None = None, compiled_scripts: int | None = None
-) -> None:
-    if time_limit_ms is not None:
-        LIMITS.time_limit_ms = time_limit_ms
-    if memory_limit is not None:
-        LIMITS.memory_limit = memory_limit
-    if compiled_scripts is not None:
-        LIMITS.compiled_scripts = compiled_scripts
-
+from kvgate.engine.scripting.state import Scripting
 
 __all__ = ["Limits", "LuaSandbox", "Scripting"]

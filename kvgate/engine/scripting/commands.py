@@ -10,7 +10,6 @@ from kvgate import error_texts as errors
 from kvgate.engine.numbers import parse_int
 from kvgate.engine.registry import OK, command
 from kvgate.engine.scripting.sandbox import Script
-from kvgate.engine.scripting.state import scripting_of
 from kvgate.engine.storage import Txn
 from kvgate.errors import ReplyError
 from kvgate.protocol import Args, Reply
@@ -50,15 +49,15 @@ def _run(t: Txn, args: Args, script: Script, numkeys: int, ro: bool) -> Reply:
     if ro and not script.shebang.compat and not script.shebang.no_writes:
         raise ReplyError(errors.RO_WITH_WRITE_FLAG)
     keys, argv = args[3 : 3 + numkeys], args[3 + numkeys :]
-    return scripting_of(t).sandbox().execute(script, t, keys, argv, ro)
+    return t.scripting.sandbox().execute(script, t, keys, argv, ro)
 
 
 def _eval(t: Txn, args: Args, ro: bool) -> Reply:
     numkeys = _numkeys(args)
     body = args[1]
     sha = sha1_hex(body)
-    script = scripting_of(t).sandbox().script(sha.decode(), body)
-    scripting_of(t).remember(t, sha, body)
+    script = t.scripting.sandbox().script(sha.decode(), body)
+    t.scripting.remember(t, sha, body)
     return _run(t, args, script, numkeys, ro)
 
 
@@ -67,10 +66,10 @@ def _evalsha(t: Txn, args: Args, ro: bool) -> Reply:
         raise ReplyError(errors.NOSCRIPT)
     numkeys = _numkeys(args)
     sha = args[1].lower()
-    body = scripting_of(t).lookup(t, sha)
+    body = t.scripting.lookup(t, sha)
     if body is None:
         raise ReplyError(errors.NOSCRIPT)
-    script = scripting_of(t).sandbox().script(sha.decode("latin-1"), body)
+    script = t.scripting.sandbox().script(sha.decode("latin-1"), body)
     return _run(t, args, script, numkeys, ro)
 
 
@@ -98,21 +97,21 @@ def evalsha_ro(t: Txn, args: Args) -> Reply:
 def script_load(t: Txn, args: Args) -> Reply:
     body = args[2]
     sha = sha1_hex(body)
-    scripting_of(t).sandbox().script(sha.decode(), body)
-    scripting_of(t).remember(t, sha, body)
+    t.scripting.sandbox().script(sha.decode(), body)
+    t.scripting.remember(t, sha, body)
     return sha
 
 
 @command("script|exists")
 def script_exists(t: Txn, args: Args) -> Reply:
-    return [1 if scripting_of(t).lookup(t, sha.lower()) is not None else 0 for sha in args[2:]]
+    return [1 if t.scripting.lookup(t, sha.lower()) is not None else 0 for sha in args[2:]]
 
 
 @command("script|flush")
 def script_flush(t: Txn, args: Args) -> Reply:
     if len(args) > 3 or (len(args) == 3 and args[2].lower() not in (b"sync", b"async")):
         raise ReplyError(errors.SCRIPT_FLUSH_MODE)
-    scripting_of(t).forget_all(t)
+    t.scripting.forget_all(t)
     return OK
 
 

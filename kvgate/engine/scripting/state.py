@@ -67,11 +67,3 @@ class Scripting:
         t.script_flush()
         with self._lock:
             self._unsaved.clear()
-
-
-#: Every database's state so far (one per process); the next step gives each its own.
-SHARED = Scripting()
-
-
-def scripting_of(t: Txn) -> Scripting:
-    return SHARED
