@@ -331,7 +331,10 @@ class RedisBackend(Backend):
         return best
 
     async def _run(self, payload: bytes, expected: int, weight: int) -> list[Reply]:
-        if self._inflight + weight > self.settings.max_inflight and self._inflight:
+        # Admitted while fewer than max_inflight commands are in flight, whatever its size:
+        # a batch at the batch limit is never refused for being large (the bound may
+        # overshoot by one batch), so the two limits cannot contradict.
+        if self._inflight >= self.settings.max_inflight:
             raise BackendOverloaded(error_texts.BACKEND_OVERLOADED)
         conn = self._pick()
         if not conn.is_open:

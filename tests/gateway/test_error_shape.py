@@ -37,7 +37,7 @@ from tests.support.openapi import (
     Contract,
     run_calls,
 )
-from tests.support.servers import free_port
+from tests.support.servers import RedisServer, free_port
 
 PREFIX = re.compile(r"^(ERR|WRONGTYPE|WRONGPASS|NOPERM|EXECABORT|NOSCRIPT) ")
 
@@ -356,3 +356,25 @@ async def test_internal_error_answers_500(
     monkeypatch.setattr(Database, "run_one", broken)
     client = await gateway_client(make_config("fakeredis://"))
     await run_calls(contract, client, [Call("POST", "/", ROOT, 500, ["PING"])])
+
+
+async def test_a_full_batch_is_never_refused_for_its_size_while_others_are_in_flight(
+    gateway_client: Any, redis_server: RedisServer
+) -> None:
+    """``max_batch_commands`` and ``max_inflight`` must not contradict: a batch at the batch
+    limit is admitted whenever fewer than ``max_inflight`` commands are in flight, even
+    when it alone is as large as the bound (the bound may overshoot by one batch)."""
+    limit = 50
+    client = await gateway_client(
+        make_config(redis_server.url, max_inflight=limit, max_batch_commands=limit, pool_size=1)
+    )
+    headers = {"Authorization": f"Bearer {RW}"}
+    # One slow command in flight (a script that spins for ~0.3 s), then a full batch.
+    spin = "local t = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1]-t[1])*1e6+(n[2]-t[2]) > 300000"
+    slow = asyncio.ensure_future(client.post("/", json=["EVAL", spin, "0"], headers=headers))
+    await asyncio.sleep(0.05)
+    async with client.post("/pipeline", json=[["PING"]] * limit, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.json() == [{"result": "PONG"}] * limit
+    async with await slow as resp:
+        assert resp.status == 200, await resp.text()
