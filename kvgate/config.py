@@ -92,7 +92,8 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         "max_inflight",
         int,
         10_000,
-        "Commands in flight to the backend, per process, before requests get 503.",
+        "Commands in flight to the backend, per process, at which new requests get 503 (a batch "
+        "admitted below it may overshoot it, so a full batch is never refused for its size).",
         "KVGATE_MAX_INFLIGHT",
     ),
     Setting(
