@@ -463,7 +463,7 @@ def test_create_table_from_the_cli(dynamodb_local: DynamoDBLocal) -> None:
     ("url", "message"),
     [
         ("dynamodb://a?region=us-east-1", "a DynamoDB URL names its table"),
-        ("dynamodb://kvtable?region=us-east-1&colour=blue", "unknown DynamoDB URL option(s): colour"),
+        ("dynamodb://kvtable?region=us-east-1&colour=blue", "unknown dynamodb URL option(s): colour"),
         ("dynamodb://kvtable/sub?region=us-east-1", "a DynamoDB URL has no path"),
         ("dynamodb://kvtable?endpoint_url=ftp://x", "endpoint_url must be an http:// or https:// URL"),
     ],
