@@ -38,6 +38,9 @@ log = logging.getLogger("kvgate")
 
 COMMAND_METHODS = ("GET", "HEAD", "POST", "PUT")
 BODY_METHODS = ("POST", "PUT")
+# Streams: Upstash's clients POST, a browser's EventSource GETs.  HEAD would hold a stream
+# open with nothing to send and no client PUTs one, so both get 405 like any other method.
+STREAM_METHODS = ("GET", "POST")
 # First path segment after a database's base path -> endpoint.  Any other path is a
 # command in the path form.  (subscribe/psubscribe take names after them; the others
 # are matched exactly, so /pipeline/x is the command "pipeline".)
@@ -52,8 +55,8 @@ ENDPOINT_METHODS = {
     "command": COMMAND_METHODS,
     "pipeline": BODY_METHODS,
     "multi-exec": BODY_METHODS,
-    "subscribe": COMMAND_METHODS,  # EventSource uses GET; Upstash's clients POST
-    "monitor": COMMAND_METHODS,
+    "subscribe": STREAM_METHODS,
+    "monitor": STREAM_METHODS,  # refused (400) whichever, but it is a stream endpoint
 }
 OPS_ENDPOINTS = ("health", "metrics")  # under /_kvgate/, no token
 OPS_PREFIX = "/_kvgate/"
@@ -113,11 +116,13 @@ class Gateway:
 
     @staticmethod
     def presented_token(request: web.BaseRequest) -> str | None:
+        """An ``Authorization`` header, whatever its scheme, is the credential the client
+        meant: ``?_token=`` counts only without one, so a request never carries two
+        credentials of which the gateway silently picks one."""
         header = request.headers.get("Authorization")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
+        if header is not None:
+            scheme, _, token = header.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
         return request.rel_url.query.get("_token")
 
     async def body(self, request: web.BaseRequest) -> bytes:
