@@ -13,7 +13,7 @@ Validation, read-only enforcement, refusal, key extraction and the docs all read
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache
@@ -342,6 +342,17 @@ class CommandTable:
             subs = {k: replace(v, supported=runs(v.name)) for k, v in command.subcommands.items()}
             supported = runs(command.name) or any(v.supported for v in subs.values())
             table._by_name[command.name.encode()] = replace(command, subcommands=subs, supported=supported)
+        return table
+
+    def refusing(self, names: Iterable[str], reason: str, source: str) -> CommandTable:
+        """This table with the commands ``names`` (full names, ``function|load``) refused in
+        every context for ``reason``: a backend's own refusals, which depend on where its
+        store is (a Redis that also holds another database).  Unknown names are skipped."""
+        table = CommandTable(dict(self._by_name), f"{self.generated_from}, {source}")
+        for name in names:
+            known = table.get(name)
+            if known is not None:
+                table._replace(replace(known, rest=False, pipeline=False, transaction=False, refusal=reason))
         return table
 
     def _replace(self, command: Command) -> None:
