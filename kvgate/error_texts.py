@@ -184,6 +184,17 @@ def not_supported(name: str, backend: str) -> str:
 NOT_IN_TRANSACTION = "not allowed inside a transaction"
 
 
+# Why a Redis that also holds another database of this kvgate refuses a command (README,
+# "Databases that share one Redis"); the start-up log says more.
+SCRIPTS_NOT_CONFINED = (
+    "this database shares its Redis server with another database, and kvgate cannot "
+    "confine scripts to it (kvgate's start-up log says why)"
+)
+FUNCTIONS_SERVER_WIDE = (
+    "function libraries are server-wide, and this database shares its Redis server with another database"
+)
+
+
 def not_available(fullname: str, reason: str) -> str:
     """A command kvgate's policy refuses over REST."""
     return f"ERR command '{fullname}' is not available over REST: {reason}"

@@ -17,15 +17,27 @@ The commands served are the server's own: on each connection of the first slot t
 backend reads ``COMMAND`` and ``COMMAND DOCS`` and merges them over the baseline table,
 so module commands (RedisJSON's ``JSON.SET``) and commands of newer Redis or Valkey
 versions pass through with their real arity, flags and keys, under kvgate's policy.
+
+Databases of one Redis server (``/1`` and ``/2``) are kept apart by kvgate's policy for
+the commands it reads, but a Lua script's ``redis.call`` names its commands at run time,
+where kvgate cannot see them.  Redis's ACLs can: they hold inside scripts.  So when
+another database of this kvgate lives on the same server, scripts go through connections
+of their own that kvgate confines to the database: after the usual handshake they switch
+to an ACL user that kvgate (re)creates and that may run neither SELECT nor anything else
+that reaches another database (:data:`CONFINED_RULES`).  Where that cannot be done (the
+URL's user may not create ACL users, a server without ACLs), the database refuses scripts
+and says why at start-up.  README: "Databases that share one Redis".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import ssl
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +65,38 @@ log = logging.getLogger("kvgate.redis")
 
 #: Seconds to open a connection (and authenticate) before trying again.
 CONNECT_TIMEOUT = 5.0
+
+#: The ACL rules of the user scripts run as on a Redis shared with another database: every
+#: key, channel and command but those that reach another database or administer the
+#: server (SLOWLOG GET shows other clients' commands).  COPY goes whole: ACLs cannot refuse
+#: its DB option alone.
+CONFINED_RULES = (
+    "~*",
+    "&*",
+    "+@all",
+    "-@admin",
+    "-select",
+    "-swapdb",
+    "-flushall",
+    "-move",
+    "-copy",
+    "-migrate",
+)
+#: Subcommands that change the server's one function library, which every database shares.
+FUNCTION_WRITERS = ("function|load", "function|delete", "function|flush", "function|restore")
+#: Run on a confined connection after it switched user: it must fail (ACL), else the
+#: connection is not confined.  Harmless if it ran: it selects the connection's own database.
+CONFINEMENT_PROBE = b"return redis.pcall('SELECT', ARGV[1])"
+#: Connections per database kept for scripts when they must be confined.
+CONFINED_POOL_SIZE = 2
+
+#: The Redis backends started in this process (on one event loop: one Gateway, one
+#: config, as ``kvgate serve`` runs it), to find the databases that share a server.
+_LIVE: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
+
+
+class _NotConfined(Exception):
+    """A connection that cannot be confined to its database; the text says why."""
 
 
 @dataclass(slots=True)
@@ -165,6 +209,20 @@ class RedisBackend(Backend):
                 self._ssl.verify_mode = ssl.CERT_NONE
         self._handshake = self._handshake_commands(params)
         self._pubsub_client: redis.asyncio.Redis | None = None
+        self._db = int(params.get("db") or 0)
+        self._server = self._server_address(params)
+        self._run_id: bytes | None = None
+        self._answered = False  # the server answered COMMAND
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Scripts on a server shared with another database: see the module docstring.
+        self._shared_with: list[str] = []  # the other databases' targets
+        self._confined: list[_Connection] = []
+        self._confined_user, self._confinement = self._confinement_commands(params, self._db)
+        self._confinement_settled: asyncio.Future[None] | None = None
+        self._scripts_refused: str | None = None  # why kvgate could not confine them
+        self._served = self._commands
+        self._script_names: frozenset[bytes] = frozenset()
+        self._refresh_table()
 
     @classmethod
     def parse_url(cls, url: str) -> dict[str, Any]:
@@ -173,12 +231,50 @@ class RedisBackend(Backend):
 
     @property
     def commands(self) -> CommandTable:
-        return self._commands
+        return self._served
+
+    def _refresh_table(self) -> None:
+        """The table served: the server's, with the refusals of a shared server."""
+        table = self._commands
+        self._script_names = frozenset(c.name.encode() for c in table if "@scripting" in c.categories)
+        if self._shared_with:
+            table = table.refusing(FUNCTION_WRITERS, error_texts.FUNCTIONS_SERVER_WIDE, "shared server")
+        if self._scripts_refused is not None:
+            scripts = [name.decode() for name in sorted(self._script_names)]
+            table = table.refusing(scripts, error_texts.SCRIPTS_NOT_CONFINED, "scripts not confined")
+        self._served = table
 
     @staticmethod
     def _describe(url: str) -> str:
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+    @staticmethod
+    def _server_address(params: dict[str, Any]) -> tuple[str, str | int]:
+        if "path" in params:
+            return ("unix", params["path"])
+        return (str(params.get("host", "localhost")).lower(), int(params.get("port", 6379)))
+
+    @staticmethod
+    def _confinement_commands(params: dict[str, Any], db: int) -> tuple[str, list[Args]]:
+        """The ACL user scripts run as on a shared server, and the commands that switch a
+        connection to it.  Its name and password derive from the URL's credentials, so that
+        every worker and every kvgate with the same URL (re)creates the same user without
+        undoing another's, and only whoever holds the URL's password can compute them."""
+        secret = b"\0".join(
+            [
+                b"kvgate-confined",
+                (params.get("username") or "").encode(),
+                (params.get("password") or "").encode(),
+            ]
+        )
+        user = "kvgate-confined-" + hashlib.sha256(b"user\0" + secret).hexdigest()[:16]
+        password = hashlib.sha256(b"password\0" + secret).hexdigest().encode()
+        setuser: Args = [b"ACL", b"SETUSER", user.encode(), b"reset", b"on"]
+        setuser += [b"#" + hashlib.sha256(password).hexdigest().encode()]
+        setuser += [rule.encode() for rule in CONFINED_RULES]
+        probe: Args = [b"EVAL", CONFINEMENT_PROBE, b"0", str(db).encode()]
+        return user, [setuser, [b"AUTH", user.encode(), password], probe]
 
     @staticmethod
     def _handshake_commands(params: dict[str, Any]) -> list[Args]:
@@ -196,6 +292,7 @@ class RedisBackend(Backend):
     # -- lifecycle
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         first = loop.create_future()
         for slot in range(self.pool_size):
             self._tasks.append(asyncio.create_task(self._maintain(slot, first)))
@@ -210,15 +307,100 @@ class RedisBackend(Backend):
                 self._target,
                 self._last_error,
             )
+        await self._find_neighbours()
+
+    async def _learn_run_id(self) -> None:
+        """The server's ``run_id``: two URLs naming one server (localhost, 127.0.0.1) show
+        the same.  Stays None where INFO is refused, and is not asked of a server that has
+        not answered yet (a hung one would hold start-up)."""
+        if self._run_id is not None or not self._answered:
+            return
+        with contextlib.suppress(BackendError, TimeoutError):
+            (info,) = await asyncio.wait_for(
+                self._run(resp.encode([b"INFO", b"server"]), 1, 1), self.connect_timeout
+            )
+            if isinstance(info, bytes):
+                for line in info.splitlines():
+                    if line.startswith(b"run_id:"):
+                        self._run_id = line.partition(b":")[2].strip() or None
+
+    def _same_server(self, other: RedisBackend) -> bool:
+        if other._server == self._server:
+            return True
+        return self._run_id is not None and self._run_id == other._run_id
+
+    async def _find_neighbours(self) -> None:
+        """Confine scripts here, and on every database of this process that turns out to
+        share the server, before serving; wait (a bounded time) to know how it went."""
+        others = [other for other in _LIVE if other._loop is self._loop and not other._closing]
+        _LIVE.add(self)
+        if any(other._server != self._server for other in others):  # maybe a second name
+            await asyncio.gather(*(b._learn_run_id() for b in (self, *others)))
+        neighbours = [other for other in others if self._same_server(other)]
+        for other in neighbours:
+            self._share_with(other)
+            other._share_with(self)
+        waiting = [  # a server not reachable yet settles it when it is
+            b._confinement_settled
+            for b in (self, *neighbours)
+            if b._confinement_settled is not None and b._conns
+        ]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waiting)), self.connect_timeout)
+
+    def _share_with(self, other: RedisBackend) -> None:
+        """Note that ``other`` holds a database on this server; on the first such, start
+        the confined connections scripts will use."""
+        self._shared_with.append(other._target)
+        self._refresh_table()
+        if self._confinement_settled is not None:
+            return
+        assert self._loop is not None
+        self._confinement_settled = self._loop.create_future()
+        for slot in range(min(CONFINED_POOL_SIZE, self.pool_size)):
+            self._tasks.append(asyncio.create_task(self._maintain(slot, None, confined=True)))
+
+    def _confined_ok(self) -> None:
+        if self._confinement_settled is not None and not self._confinement_settled.done():
+            self._confinement_settled.set_result(None)
+            log.info(
+                "redis at %s shares its server with another database of this kvgate (%s): "
+                "scripts run as the ACL user %s, which cannot leave database %d",
+                self._target,
+                ", ".join(self._shared_with),
+                self._confined_user,
+                self._db,
+            )
+
+    def _refuse_scripts(self, why: str) -> None:
+        """Fail closed: scripts are refused from now on (a restart tries again)."""
+        if self._scripts_refused is not None:
+            return
+        self._scripts_refused = why
+        self._refresh_table()
+        if self._confinement_settled is not None and not self._confinement_settled.done():
+            self._confinement_settled.set_result(None)
+        log.warning(
+            "redis at %s shares its server with another database of this kvgate (%s), and kvgate "
+            "cannot confine scripts to database %d (%s): scripts are refused on it (%s)",
+            self._target,
+            ", ".join(self._shared_with),
+            self._db,
+            why,
+            ", ".join(sorted(name.decode().upper() for name in self._script_names)),
+        )
 
     async def close(self) -> None:
         self._closing = True
+        _LIVE.discard(self)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for conn in self._conns:
+        for conn in (*self._conns, *self._confined):
             conn.abort()
         self._conns.clear()
+        self._confined.clear()
         if self._pubsub_client is not None:
             await self._pubsub_client.aclose()
 
@@ -238,12 +420,16 @@ class RedisBackend(Backend):
             )
             return
         self._commands = default_table().merged(entries, f"{len(entries)} from the server at {self._target}")
+        self._answered = True
+        self._refresh_table()
         known = {c.name for c in default_table()}
         added = sorted(name for name in entries if name not in known)
         if added:
             log.info("redis at %s adds %d commands: %s", self._target, len(added), ", ".join(added[:20]))
 
-    async def _open(self) -> _Connection:
+    async def _open(self, confined: bool = False) -> _Connection:
+        """A connection, authenticated and on its database; ``confined``: then switched to
+        the confined user, or :class:`_NotConfined` when that fails."""
         loop = asyncio.get_running_loop()
         params = self._params
         if "path" in params:
@@ -256,51 +442,78 @@ class RedisBackend(Backend):
                 ssl=self._ssl,
             )
         _, conn = await asyncio.wait_for(connect, self.connect_timeout)
-        if self._handshake:
+        # One round trip: should a step fail, the next ones are harmless (AUTH fails, the
+        # probe selects the connection's own database) and the connection is dropped.
+        commands = self._handshake + (self._confinement if confined else [])
+        if commands:
             try:
                 replies = await asyncio.wait_for(
-                    conn.submit(resp.encode_many(self._handshake), len(self._handshake)),
-                    self.connect_timeout,
+                    conn.submit(resp.encode_many(commands), len(commands)), self.connect_timeout
                 )
             except BaseException:
                 conn.abort()
                 raise
-            for reply in replies:
+            for reply in replies[: len(self._handshake)]:
                 if isinstance(reply, ReplyError):
                     conn.abort()
                     raise reply
+            if confined:
+                setuser, auth, probe = replies[len(self._handshake) :]
+                why = (
+                    f"ACL SETUSER answered: {setuser}"
+                    if isinstance(setuser, ReplyError)
+                    else f"AUTH as {self._confined_user} answered: {auth}"
+                    if isinstance(auth, ReplyError)
+                    else None
+                    if isinstance(probe, ReplyError)
+                    else "a script could still run SELECT as that user"
+                )
+                if why is not None:
+                    conn.abort()
+                    raise _NotConfined(why)
         return conn
 
-    async def _maintain(self, slot: int, first: asyncio.Future[None]) -> None:
+    async def _maintain(self, slot: int, first: asyncio.Future[None] | None, confined: bool = False) -> None:
+        """Keep one connection slot open; ``first`` is set once a first attempt ended.  A
+        confined slot (for scripts) stays quiet about outages, which the others report,
+        and ends for good when its connection cannot be confined."""
+        pool = self._confined if confined else self._conns
+        reports = slot == 0 and not confined
         delay = 0.05
         while not self._closing:
             try:
-                conn = await self._open()
+                conn = await self._open(confined)
+            except _NotConfined as exc:
+                self._refuse_scripts(str(exc))
+                return
             except (TimeoutError, OSError, ReplyError, BackendUnavailable) as exc:
                 message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if message != self._last_error and slot == 0:
+                if message != self._last_error and reports:
                     log.warning("cannot connect to redis at %s: %s", self._target, message)
-                self._last_error = message
-                if slot == 0 and not first.done():
+                if not confined:
+                    self._last_error = message
+                if first is not None and slot == 0 and not first.done():
                     first.set_result(None)  # start() need not wait: we answer 503 meanwhile
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, 2.0)
                 continue
             reconnected = delay > 0.05
-            if slot == 0 and reconnected:
+            if reports and reconnected:
                 log.info("connected to redis at %s", self._target)
             delay = 0.05
-            self._conns.append(conn)
-            if not first.done():
+            pool.append(conn)
+            if confined:
+                self._confined_ok()
+            elif first is not None and not first.done():
                 first.set_result(None)
-            elif slot == 0 and reconnected:  # the server may have changed (upgraded, a module loaded)
+            elif reports and reconnected:  # the server may have changed (upgraded, a module loaded)
                 self._tasks.append(asyncio.create_task(self._learn_commands()))
             try:
                 await conn.closed
             finally:
-                if conn in self._conns:
-                    self._conns.remove(conn)
-            if not self._closing:
+                if conn in pool:
+                    pool.remove(conn)
+            if not self._closing and not confined:
                 self._last_error = "connection lost"
                 log.warning("lost connection %d to redis at %s; reconnecting", slot, self._target)
 
@@ -310,7 +523,7 @@ class RedisBackend(Backend):
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
             now = loop.time()
-            for conn in list(self._conns):
+            for conn in [*self._conns, *self._confined]:
                 # A connection that has not answered for long is presumed dead (a
                 # partition gives no RST): drop it so its slot reconnects.
                 if conn.expire(now, timeout) > 3 * timeout:
@@ -318,10 +531,13 @@ class RedisBackend(Backend):
                     conn.abort()
 
     # -- requests
-    def _pick(self) -> _Connection:
-        conns = self._conns
+    def _pick(self, confined: bool) -> _Connection:
+        conns = self._confined if confined else self._conns
         if not conns:
-            raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
+            detail = (
+                "no connection confined to this database for scripts yet" if confined else self._last_error
+            )
+            raise BackendUnavailable(error_texts.backend_unavailable(detail))
         if len(conns) == 1:
             return conns[0]
         best = conns[0]
@@ -330,13 +546,13 @@ class RedisBackend(Backend):
                 best = conn
         return best
 
-    async def _run(self, payload: bytes, expected: int, weight: int) -> list[Reply]:
+    async def _run(self, payload: bytes, expected: int, weight: int, confined: bool = False) -> list[Reply]:
         # Admitted while fewer than max_inflight commands are in flight, whatever its size:
         # a batch at the batch limit is never refused for being large (the bound may
         # overshoot by one batch), so the two limits cannot contradict.
         if self._inflight >= self.settings.max_inflight:
             raise BackendOverloaded(error_texts.BACKEND_OVERLOADED)
-        conn = self._pick()
+        conn = self._pick(confined)
         if not conn.is_open:
             raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
         self._inflight += weight
@@ -345,12 +561,25 @@ class RedisBackend(Backend):
         finally:
             self._inflight -= weight
 
+    def _needs_confinement(self, commands: list[Args]) -> bool:
+        """Whether a batch runs a script on a shared server.  The whole batch then goes to
+        a confined connection: a pipeline keeps its order, a transaction its atomicity."""
+        if self._confinement_settled is None:
+            return False
+        names = self._script_names
+        return any(args[0].lower() in names for args in commands)
+
     async def execute(self, commands: list[Args]) -> list[Reply]:
         payload = resp.encode(commands[0]) if len(commands) == 1 else resp.encode_many(commands)
-        return await self._run(payload, len(commands), len(commands))
+        return await self._run(payload, len(commands), len(commands), self._needs_confinement(commands))
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
-        replies = await self._run(resp.encode_transaction(commands), len(commands) + 2, len(commands))
+        replies = await self._run(
+            resp.encode_transaction(commands),
+            len(commands) + 2,
+            len(commands),
+            self._needs_confinement(commands),
+        )
         return resp.exec_replies(replies)
 
     def health(self) -> Health:
