@@ -63,6 +63,7 @@ def main() -> None:
 @_opt("max_inflight", "--max-inflight", type=int)
 @_opt("timeout", "--timeout", type=float)
 @_opt("max_subscriptions", "--max-subscriptions", type=int)
+@_opt("max_reply_bytes", "--max-reply-bytes", type=int)
 def serve(config_path: str | None, **options: Any) -> None:
     """Serve the REST API (one database from options, or many from --config)."""
     try:

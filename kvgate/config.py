@@ -110,6 +110,14 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         "Open /subscribe streams per process (each holds a backend connection).",
         "KVGATE_MAX_SUBSCRIPTIONS",
     ),
+    Setting(
+        "max_reply_bytes",
+        int,
+        32 * MIB,
+        "Most bytes of replies one request gets (a command's, or a pipeline's or transaction's "
+        "together); a reply past it is answered with an error instead (the command still ran).",
+        "KVGATE_MAX_REPLY_BYTES",
+    ),
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -136,6 +144,7 @@ class DatabaseConfig:
     max_inflight: int = _default(DATABASE_SETTINGS, "max_inflight")
     timeout: float = _default(DATABASE_SETTINGS, "timeout")
     max_subscriptions: int = _default(DATABASE_SETTINGS, "max_subscriptions")
+    max_reply_bytes: int = _default(DATABASE_SETTINGS, "max_reply_bytes")
     generated_token: bool = False
 
     @property
@@ -145,6 +154,7 @@ class DatabaseConfig:
             max_inflight=self.max_inflight,
             timeout=self.timeout,
             max_subscriptions=self.max_subscriptions,
+            max_reply_bytes=self.max_reply_bytes,
         )
 
 
@@ -232,6 +242,8 @@ def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
             raise ConfigError(f"{where}: {key} must be at least 1")
     if values.get("timeout", 1.0) <= 0:
         raise ConfigError(f"{where}: timeout must be positive")
+    if values.get("max_reply_bytes", 1024) < 1024:
+        raise ConfigError(f"{where}: max_reply_bytes must be at least 1024")
     ro = set(values.get("read_only_tokens", ())) & set(values.get("tokens", ()))
     if ro:
         raise ConfigError(f"{where}: a token cannot be both read-write and read-only")

@@ -285,6 +285,14 @@ def too_many_commands(count: int, limit: int) -> str:
     return f"ERR too many commands in one request: {count} (limit {limit}); split the batch"
 
 
+def reply_past_limit(limit: int) -> str:
+    """A reply left out: the request's replies would pass ``max_reply_bytes``."""
+    return (
+        f"ERR reply too large: this request's replies would pass max_reply_bytes ({limit} bytes); "
+        "the command ran but its reply is not sent: read big values in parts (GETRANGE, LRANGE, HSCAN...)"
+    )
+
+
 # --- kvgate's own texts: fakeredis ---------------------------------------------------
 
 

@@ -195,6 +195,7 @@ def default_settings() -> BackendSettings:
         max_inflight=defaults["max_inflight"],
         timeout=defaults["timeout"],
         max_subscriptions=defaults["max_subscriptions"],
+        max_reply_bytes=defaults["max_reply_bytes"],
     )
 
 

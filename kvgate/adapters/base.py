@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from kvgate.commands import CommandTable, default_table
 from kvgate.protocol import Args, Reply
+from kvgate.reply_limit import ReplyBudget
 
 
 @dataclass
@@ -37,6 +38,7 @@ class BackendSettings:
     max_inflight: int
     timeout: float
     max_subscriptions: int
+    max_reply_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,11 @@ class Backend(ABC):
         self.url = url
         self.settings = settings_for(self.kind, settings)
 
+    def reply_budget(self) -> ReplyBudget:
+        """What one request's replies may hold (``max_reply_bytes``): every backend counts
+        the replies of each ``execute``/``transaction`` call against a new one."""
+        return ReplyBudget(self.settings.max_reply_bytes)
+
     @property
     def pool_size(self) -> int:
         size = self.settings.pool_size
@@ -115,12 +122,16 @@ class Backend(ABC):
 
     @abstractmethod
     async def execute(self, commands: list[Args]) -> list[Reply]:
-        """Run commands in order, not atomically; one reply per command."""
+        """Run commands in order, not atomically; one reply per command.  A reply that
+        would take the call's replies past ``max_reply_bytes`` is
+        :class:`~kvgate.reply_limit.ReplyTooLarge` instead (:meth:`reply_budget`)."""
 
     @abstractmethod
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         """Run commands atomically (MULTI/EXEC semantics); raise ``ReplyError`` (EXECABORT)
-        when the transaction is discarded as a whole."""
+        when the transaction is discarded as a whole;
+        :class:`~kvgate.reply_limit.ReplyTooLarge` when it ran but its replies together
+        pass ``max_reply_bytes``."""
 
     @abstractmethod
     def health(self) -> Health: ...

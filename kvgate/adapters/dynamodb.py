@@ -243,10 +243,11 @@ class DynamoBackend(Backend):
     # -- commands -------------------------------------------------------------------
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
-        return await self._bounded(self._execute(commands))
+        # Counted once made: an item holds at most 400 KB, so one reply is never huge.
+        return self.reply_budget().admit_all(await self._bounded(self._execute(commands)))
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
-        return await self._bounded(self._transaction(commands))
+        return self.reply_budget().whole(await self._bounded(self._transaction(commands)))
 
     async def _bounded(self, work: Any) -> list[Reply]:
         if self._client is None:

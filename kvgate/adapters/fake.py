@@ -84,11 +84,11 @@ class FakeRedisBackend(Backend):
         return replies[:-1]
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
-        return self._roundtrip(resp.encode_many(commands), len(commands))
+        return self.reply_budget().admit_all(self._roundtrip(resp.encode_many(commands), len(commands)))
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         replies = self._roundtrip(resp.encode_transaction(commands), len(commands) + 2)
-        return resp.exec_replies(replies)
+        return self.reply_budget().whole(resp.exec_replies(replies))
 
     def health(self) -> Health:
         return Health(ok=self._socket is not None, detail="in-memory")

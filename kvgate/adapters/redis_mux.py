@@ -51,6 +51,7 @@ from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
 from kvgate.adapters.redis_pubsub import RedisSubscription
+from kvgate.adapters.resp_skim import RespError, Skimmer
 from kvgate.commands import CommandTable, default_table, entries_from_reply
 from kvgate.errors import (
     BackendError,
@@ -60,6 +61,7 @@ from kvgate.errors import (
     ReplyError,
 )
 from kvgate.protocol import Args, Reply
+from kvgate.reply_limit import UNLIMITED, ReplyTooLarge, reply_size
 
 log = logging.getLogger("kvgate.redis")
 
@@ -99,11 +101,18 @@ class _NotConfined(Exception):
     """A connection that cannot be confined to its database; the text says why."""
 
 
+#: Bytes past the last reply boundary after which a connection follows its replies with
+#: a :class:`Skimmer` too, to notice one past its request's ``max_reply_bytes``.
+SKIM_AFTER = 1024 * 1024
+
+
 @dataclass(slots=True)
 class _Pending:
     future: asyncio.Future[list[Reply]]
     expected: int
     started: float
+    limit: int  # the request's max_reply_bytes (UNLIMITED for kvgate's own commands)
+    budget: int  # what is left of it
     replies: list[Reply] = field(default_factory=list)
 
 
@@ -113,6 +122,15 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._reader = hiredis.Reader(replyError=ReplyError)
+        # Following big replies (see _receive): the bytes since the last reply boundary
+        # and the count of replies at it, until a skimmer follows them instead.
+        self._replies = 0
+        self._window: list[bytes] = []
+        self._window_bytes = 0
+        self._window_start = 0
+        self._window_limit = 0  # when an array began the window: its request's budget
+        self._skimmer: Skimmer | None = None
+        self._skipping = False
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -124,20 +142,115 @@ class _Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        reader = self._reader
         try:
-            reader.feed(data)
-            pending = self.pending
-            while (reply := reader.gets()) is not False:
-                head = pending[0]
-                head.replies.append(reply)
-                if len(head.replies) == head.expected:
-                    pending.popleft()
-                    if not head.future.done():
-                        head.future.set_result(head.replies)
-        except (hiredis.ProtocolError, IndexError) as exc:
+            if self._skipping:
+                data = self._skip(data)
+            if data:
+                self._receive(data)
+        except (hiredis.ProtocolError, RespError, IndexError) as exc:
             log.error("protocol error from redis, dropping the connection: %r", exc)
             self.abort()
+
+    def _receive(self, data: bytes) -> None:
+        """Replies to requests, in order, each counted against its request's budget.
+
+        hiredis parses.  Around a big reply a :class:`Skimmer` follows the same bytes, so
+        that one past its request's budget is noticed while it arrives (a bulk string from
+        its header) and skipped rather than buffered.  The skimmer must start at a reply
+        boundary, which hiredis does not report: it is known exactly when a reply ends
+        with the data fed (``has_data()`` is false just after it), and the bytes since
+        then are kept (``_window``, references to the chunks) to replay into a skimmer
+        once they pass ``SKIM_AFTER``.  Small replies never meet a skimmer.
+
+        A skimmer reads an array element by element, in Python: for a big array within
+        its budget that would cost many times hiredis's work.  So it leaves a reply that
+        is an array to hiredis, and the window then starts at that array, to be replayed
+        only once its bytes pass the request's budget (``_window_limit``): by then it is
+        almost surely oversized, and the skimmer decides exactly."""
+        reader = self._reader
+        reader.feed(data)
+        skimmer = self._skimmer
+        if skimmer is None:
+            self._window.append(data)
+            self._window_bytes += len(data)
+        pending = self.pending
+        while (reply := reader.gets()) is not False:
+            head = pending[0]
+            size = reply_size(reply)
+            if size > head.budget:
+                reply = ReplyTooLarge(head.limit)
+            else:
+                head.budget -= size
+            self._deliver(head, reply)
+            if skimmer is None and not reader.has_data():  # a boundary
+                self._window_from(self._replies)
+        if skimmer is None:
+            if not pending:
+                return
+            limit = self._window_limit or min(SKIM_AFTER, pending[0].budget)
+            if self._window_bytes <= limit:
+                return
+            skimmer = self._skimmer = Skimmer()
+            skimmer.replies = self._window_start
+            # An array that outgrew its budget is read whole this time.
+            skimmer.suspend_at = UNLIMITED if self._window_limit else self._replies
+            chunks = self._window
+            self._window_from(self._replies)
+        else:
+            skimmer.suspend_at = self._replies
+            chunks = [data]
+        for i, chunk in enumerate(chunks):
+            skimmer.feed(chunk)
+            if skimmer.suspended:  # an array in progress: hiredis alone, as said above
+                self._skimmer = None
+                self._window_from(skimmer.replies, [chunk[skimmer.reply_start :], *chunks[i + 1 :]])
+                self._window_limit = max(1, pending[0].budget)
+                return
+        if skimmer.replies != self._replies:  # a bug: replies could reach the wrong request
+            raise RespError(f"hiredis read {self._replies} replies, the skimmer {skimmer.replies}")
+        if skimmer.in_reply and skimmer.size > pending[0].budget:
+            # Past the budget: drop what hiredis holds of it and skip the rest unread.
+            self._reader = hiredis.Reader(replyError=ReplyError)
+            self._skipping = True
+            skimmer.suspend_at = UNLIMITED
+        elif not skimmer.in_reply:
+            # A boundary after a big reply: a fresh reader gives back hiredis's big buffer.
+            self._reader = hiredis.Reader(replyError=ReplyError)
+            self._skimmer = None
+            self._window_from(self._replies)
+        elif skimmer.reply_start >= 0:  # the reply in progress began in this chunk: small
+            self._skimmer = None
+            self._window_from(self._replies, [data[skimmer.reply_start :]])
+
+    def _window_from(self, replies: int, chunks: list[bytes] | None = None) -> None:
+        """Start the window at a reply boundary: ``replies`` replies before it, ``chunks``
+        the bytes since."""
+        self._window = chunks or []
+        self._window_bytes = sum(map(len, self._window))
+        self._window_start = replies
+        self._window_limit = 0
+
+    def _skip(self, data: bytes) -> bytes:
+        """Pass over the oversized reply in progress; return the bytes after its end."""
+        skimmer = self._skimmer
+        assert skimmer is not None
+        end = skimmer.feed(data, stop_after_reply=True)
+        if skimmer.in_reply:
+            return b""
+        head = self.pending[0]
+        self._deliver(head, ReplyTooLarge(head.limit))
+        self._skipping = False
+        self._skimmer = None
+        self._window_from(self._replies)
+        return data[end:]
+
+    def _deliver(self, head: _Pending, reply: Reply) -> None:
+        head.replies.append(reply)
+        self._replies += 1
+        if len(head.replies) == head.expected:
+            self.pending.popleft()
+            if not head.future.done():
+                head.future.set_result(head.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -153,9 +266,11 @@ class _Connection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
-    def submit(self, payload: bytes, expected: int) -> asyncio.Future[list[Reply]]:
+    def submit(self, payload: bytes, expected: int, limit: int = UNLIMITED) -> asyncio.Future[list[Reply]]:
+        """Send commands; their ``expected`` replies together may hold ``limit`` bytes
+        (``max_reply_bytes``), past which a reply is :class:`ReplyTooLarge`."""
         future: asyncio.Future[list[Reply]] = self._loop.create_future()
-        self.pending.append(_Pending(future, expected, self._loop.time()))
+        self.pending.append(_Pending(future, expected, self._loop.time(), limit, limit))
         self._out.append(payload)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -546,7 +661,9 @@ class RedisBackend(Backend):
                 best = conn
         return best
 
-    async def _run(self, payload: bytes, expected: int, weight: int, confined: bool = False) -> list[Reply]:
+    async def _run(
+        self, payload: bytes, expected: int, weight: int, confined: bool = False, limit: int = UNLIMITED
+    ) -> list[Reply]:
         # Admitted while fewer than max_inflight commands are in flight, whatever its size:
         # a batch at the batch limit is never refused for being large (the bound may
         # overshoot by one batch), so the two limits cannot contradict.
@@ -557,7 +674,7 @@ class RedisBackend(Backend):
             raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
         self._inflight += weight
         try:
-            return await conn.submit(payload, expected)
+            return await conn.submit(payload, expected, limit)
         finally:
             self._inflight -= weight
 
@@ -571,7 +688,8 @@ class RedisBackend(Backend):
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
         payload = resp.encode(commands[0]) if len(commands) == 1 else resp.encode_many(commands)
-        return await self._run(payload, len(commands), len(commands), self._needs_confinement(commands))
+        confined = self._needs_confinement(commands)
+        return await self._run(payload, len(commands), len(commands), confined, self.settings.max_reply_bytes)
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         replies = await self._run(
@@ -579,6 +697,7 @@ class RedisBackend(Backend):
             len(commands) + 2,
             len(commands),
             self._needs_confinement(commands),
+            self.settings.max_reply_bytes,
         )
         return resp.exec_replies(replies)
 

@@ -37,6 +37,7 @@ from kvgate.engine import Engine, command_table
 from kvgate.engine.scripting import Scripting
 from kvgate.errors import BackendOverloaded, BackendTimeout, BackendUnavailable, StartupError
 from kvgate.protocol import Args, Reply
+from kvgate.reply_limit import ReplyBudget
 
 try:
     import fcntl
@@ -220,19 +221,26 @@ class SqliteBackend(Backend):
 
     # -- commands
     async def execute(self, commands: list[Args]) -> list[Reply]:
-        if not all(self.engine.is_read(c) for c in commands):
-            return await self._submit(commands)
-        return self._read(commands)
+        return await self._run(commands, self.reply_budget())
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         # a job runs inside one savepoint: the commands apply together or not at all
-        return await self.execute(commands)
+        budget = self.reply_budget()
+        replies = await self._run(commands, budget)
+        budget.check()
+        return replies
 
-    def _read(self, commands: list[Args]) -> list[Reply]:
+    async def _run(self, commands: list[Args], budget: ReplyBudget) -> list[Reply]:
+        # Each reply is counted as it is made, so an oversized one is dropped at once.
+        if not all(self.engine.is_read(c) for c in commands):
+            return await self._submit(commands, budget)
+        return self._read(commands, budget)
+
+    def _read(self, commands: list[Args], budget: ReplyBudget) -> list[Reply]:
         store = self._require_store()
         try:
             with store.unit(False) as t:
-                return [self.engine.execute(t, c) for c in commands]
+                return [budget.admit(self.engine.execute(t, c)) for c in commands]
         except sqlite3.Error as exc:
             raise BackendUnavailable(error_texts.sqlite_read_failed(exc)) from None
 
@@ -246,13 +254,13 @@ class SqliteBackend(Backend):
         if self._writer is None or not self._writer.is_alive():
             raise BackendUnavailable(error_texts.sqlite_writer_stopped(self._last_error or "unknown"))
 
-    async def _submit(self, commands: list[Args]) -> list[Reply]:
+    async def _submit(self, commands: list[Args], budget: ReplyBudget) -> list[Reply]:
         # Jobs count until the writer has run them, even when their request gave up: the
         # queue itself is bounded, not only the requests still waiting.
         if self._inflight >= self.settings.max_inflight:
             raise BackendOverloaded(error_texts.SQLITE_WRITER_BUSY)
         engine = self.engine
-        future = self._write(lambda t: [engine.execute(t, c) for c in commands])
+        future = self._write(lambda t: [budget.admit(engine.execute(t, c)) for c in commands])
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.settings.timeout)
         except TimeoutError:

@@ -1,0 +1,136 @@
+"""``max_reply_bytes``: a request's replies past it are answered with one clear error.
+
+Issue 15, defect 3: four ``GET``s of a 100 MB value took kvgate from ~100 MB to 4-5 GB.
+Every test here runs on every backend (values stay under DynamoDB's 400 KB item limit,
+so the limit is small).  The Redis adapter's skipping of an oversized reply as it arrives
+is tested on its own in tests/backends/test_redis_reply_limit.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from kvgate import error_texts
+from kvgate.config import DATABASE_SETTINGS, ConfigError, from_options
+from kvgate.reply_limit import ELEMENT_BYTES
+from tests.support.api import Api, make_config
+from tests.support.openapi import MULTI, PIPELINE, ROOT, Call, Contract, run_calls
+
+LIMIT = 100_000
+BIG = "b" * 300_000  # three times the limit, under DynamoDB's item limit
+MEDIUM = "m" * 60_000  # fits alone; two of them do not
+TOO_LARGE = error_texts.reply_past_limit(LIMIT)
+
+
+@pytest.fixture
+async def limited(gateway_client: Any, backend_url: str) -> Api:
+    api = Api(await gateway_client(make_config(backend_url, max_reply_bytes=LIMIT)))
+    for key, value in (("big", BIG), ("medium", MEDIUM), ("small", "s")):
+        assert await api.result("SET", key, value) == "OK"
+    return api
+
+
+async def test_a_reply_over_the_limit_is_answered_400_with_the_limit_and_the_setting_named(
+    limited: Api,
+) -> None:
+    status, body = await limited.cmd("GET", "big")
+    assert (status, body) == (400, {"error": TOO_LARGE})
+    assert "max_reply_bytes (100000 bytes)" in TOO_LARGE
+    assert await limited.result("GET", "small") == "s"  # the backend is still usable
+
+
+async def test_the_path_form_and_base64_are_refused_alike(limited: Api) -> None:
+    assert await limited.request("GET", "/get/big") == (400, {"error": TOO_LARGE})
+    assert await limited.cmd("GET", "big", headers={"Upstash-Encoding": "base64"}) == (
+        400,
+        {"error": TOO_LARGE},
+    )
+
+
+async def test_an_array_reply_over_the_limit_is_refused_as_a_whole(limited: Api) -> None:
+    await limited.result("RPUSH", "list", *(["e" * 20_000] * 6))
+    assert await limited.cmd("LRANGE", "list", "0", "-1") == (400, {"error": TOO_LARGE})
+    assert await limited.result("LRANGE", "list", "0", "3") == ["e" * 20_000] * 4
+    assert await limited.cmd("MGET", "small", "big") == (400, {"error": TOO_LARGE})
+
+
+async def test_a_reply_just_under_the_limit_is_answered(limited: Api) -> None:
+    value = "u" * (LIMIT - ELEMENT_BYTES)
+    await limited.result("SET", "under", value)
+    assert await limited.result("GET", "under") == value
+    await limited.result("APPEND", "under", "!")
+    assert await limited.cmd("GET", "under") == (400, {"error": TOO_LARGE})
+
+
+async def test_a_pipeline_answers_the_error_in_the_oversized_commands_slot_and_the_others_normally(
+    limited: Api,
+) -> None:
+    status, body = await limited.pipeline(
+        ["GET", "small"], ["GET", "big"], ["INCR", "n"], ["GET", "small"], ["STRLEN", "big"]
+    )
+    assert status == 200
+    assert body == [
+        {"result": "s"},
+        {"error": TOO_LARGE},
+        {"result": 1},
+        {"result": "s"},
+        {"result": len(BIG)},
+    ]
+
+
+async def test_a_pipelines_replies_count_together_and_only_those_past_the_limit_are_refused(
+    limited: Api,
+) -> None:
+    status, body = await limited.pipeline(["GET", "medium"], ["GET", "medium"], ["GET", "small"])
+    assert status == 200
+    assert body == [{"result": MEDIUM}, {"error": TOO_LARGE}, {"result": "s"}]
+
+
+async def test_a_transaction_past_the_limit_ran_and_is_answered_with_the_error_as_a_whole(
+    limited: Api,
+) -> None:
+    status, body = await limited.multi(["SET", "ran", "yes"], ["GET", "big"])
+    assert (status, body) == (400, {"error": TOO_LARGE})
+    assert await limited.result("GET", "ran") == "yes"
+    status, body = await limited.multi(["GET", "small"], ["GET", "medium"])
+    assert (status, body) == (200, [{"result": "s"}, {"result": MEDIUM}])
+
+
+async def test_a_getdel_past_the_limit_still_deletes_as_the_error_says(limited: Api) -> None:
+    assert await limited.cmd("GETDEL", "big") == (400, {"error": TOO_LARGE})
+    assert await limited.result("EXISTS", "big") == 0
+
+
+async def test_oversized_and_normal_requests_at_once_each_get_their_own_reply(limited: Api) -> None:
+    async def small(i: int) -> None:
+        await limited.result("SET", f"k{i}", str(i))
+        assert await limited.result("GET", f"k{i}") == str(i)
+
+    async def big() -> None:
+        assert await limited.cmd("GET", "big") == (400, {"error": TOO_LARGE})
+
+    await asyncio.gather(*(big() if i % 4 == 0 else small(i) for i in range(40)))
+
+
+async def test_the_limit_error_matches_the_spec_on_every_endpoint(
+    gateway_client: Any, backend_url: str, contract: Contract
+) -> None:
+    client = await gateway_client(make_config(backend_url, max_reply_bytes=LIMIT))
+    await Api(client).result("SET", "big", BIG)
+    calls = [
+        Call("POST", "/", ROOT, 400, ["GET", "big"], expect={"error": TOO_LARGE}),
+        Call("POST", "/pipeline", PIPELINE, 200, [["GET", "big"]], expect=[{"error": TOO_LARGE}]),
+        Call("POST", "/multi-exec", MULTI, 400, [["GET", "big"]], expect={"error": TOO_LARGE}),
+    ]
+    await run_calls(contract, client, calls)
+
+
+def test_the_default_is_32_mib_per_database_and_less_than_1024_is_refused() -> None:
+    default = next(s for s in DATABASE_SETTINGS if s.name == "max_reply_bytes").default
+    assert default == 32 * 1024 * 1024
+    assert from_options({"backend": "fakeredis://"}).databases[0].max_reply_bytes == default
+    with pytest.raises(ConfigError, match="max_reply_bytes must be at least 1024"):
+        from_options({"backend": "fakeredis://", "max_reply_bytes": 1000})
