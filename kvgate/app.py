@@ -31,8 +31,18 @@ from kvgate.errors import (
     Unauthorized,
 )
 from kvgate.metrics import Metrics
-from kvgate.protocol import dumps, envelope, parse_command, parse_commands, path_args, result_encoder
+from kvgate.protocol import (
+    dumps,
+    encodes_base64,
+    envelope,
+    parse_command,
+    parse_commands,
+    path_args,
+    result_encoder,
+)
+from kvgate.reply_limit import ReplyTooLarge
 from kvgate.sse import subscribe
+from kvgate.streaming import STREAM_AFTER, SlicedBody, StreamedResult, give_back_memory
 
 log = logging.getLogger("kvgate")
 
@@ -95,13 +105,18 @@ class Gateway:
     def sync_token(self) -> str:
         return f"{self._sync_prefix}{next(self._sync)}"
 
-    def json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    def json(
+        self, payload: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> web.StreamResponse:
         h = {"Content-Type": "application/json", "Upstash-Sync-Token": self.sync_token()}
         if headers:
             h.update(headers)
-        return web.Response(body=dumps(payload), status=status, headers=h)
+        body = dumps(payload)
+        if len(body) >= STREAM_AFTER:  # kvgate.streaming: sent in slices, memory given back
+            return SlicedBody(body, status, h)
+        return web.Response(body=body, status=status, headers=h)
 
-    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.StreamResponse:
         return self.json({"error": message}, status, headers)
 
     def route(self, path: str) -> tuple[Database, str] | None:
@@ -204,18 +219,23 @@ class Gateway:
 
     async def run_one(
         self, database: Database, args: list[bytes], access: Access, encode: Any
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         try:
             reply = await database.run_one(args, access)
         except ReplyError as exc:
             reply = exc
         if isinstance(reply, ReplyError):
+            if isinstance(reply, ReplyTooLarge):  # an engine backend may have read it whole
+                give_back_memory()
             return self.error(400, reply.message)
+        if type(reply) is bytes and len(reply) >= STREAM_AFTER:  # encoded as it is sent
+            headers = {"Content-Type": "application/json", "Upstash-Sync-Token": self.sync_token()}
+            return StreamedResult(reply, encodes_base64(encode), headers)
         return self.json({"result": encode(reply)})
 
     async def run_batch(
         self, database: Database, endpoint: str, batch: list[list[bytes]], access: Access, encode: Any
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         if endpoint == "pipeline":
             replies = await database.run_pipeline(batch, access)
         else:

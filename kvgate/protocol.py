@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from base64 import b64encode
-from collections.abc import Callable, Sequence
+from codecs import getincrementaldecoder
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -164,7 +165,30 @@ def result_encoder(base64: bool) -> Callable[[Reply], Any]:
     return encode
 
 
+def encodes_base64(encode: Callable[[Reply], Any]) -> bool:
+    """Whether an encoder from :func:`result_encoder` renders strings as base64."""
+    return encode is not _as_text
+
+
 def envelope(value: Reply, encode: Callable[[Reply], Any]) -> dict[str, Any]:
     if isinstance(value, ReplyError):
         return {"error": value.message}
     return {"result": encode(value)}
+
+
+def result_pieces(value: bytes, base64: bool, piece: int = 256 * 1024) -> Iterator[bytes]:
+    """``{"result": "<value>"}`` for one string result, as the same bytes ``dumps`` would
+    give, a piece at a time: a large value is sent without its JSON text ever existing
+    whole (with the value, that would be two or three more full copies per request)."""
+    yield b'{"result":"'
+    if base64:  # whole 3-byte groups per piece, so the pieces join into one base64 text
+        step = max(3, piece - piece % 3)
+        for at in range(0, len(value), step):
+            yield b64encode(value[at : at + step])
+    else:
+        decoder = getincrementaldecoder("utf-8")("replace")
+        view = memoryview(value)
+        for at in range(0, len(value), piece):
+            text = decoder.decode(view[at : at + piece], final=at + piece >= len(value))
+            yield dumps(text)[1:-1]
+    yield b'"}'

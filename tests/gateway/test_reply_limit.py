@@ -9,13 +9,19 @@ is tested on its own in tests/backends/test_redis_reply_limit.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import platform
+import random
+import sys
 from typing import Any
 
 import pytest
 
-from kvgate import error_texts
+from kvgate import error_texts, streaming
 from kvgate.config import DATABASE_SETTINGS, ConfigError, from_options
+from kvgate.protocol import dumps, result_encoder, result_pieces
 from kvgate.reply_limit import ELEMENT_BYTES
+from kvgate.streaming import STREAM_AFTER
 from tests.support.api import Api, make_config
 from tests.support.openapi import MULTI, PIPELINE, ROOT, Call, Contract, run_calls
 
@@ -126,6 +132,57 @@ async def test_the_limit_error_matches_the_spec_on_every_endpoint(
         Call("POST", "/multi-exec", MULTI, 400, [["GET", "big"]], expect={"error": TOO_LARGE}),
     ]
     await run_calls(contract, client, calls)
+
+
+async def test_a_large_value_under_the_default_limit_comes_back_whole_in_text_and_base64(
+    api: Api, backend_url: str
+) -> None:
+    if backend_url.startswith("dynamodb"):
+        pytest.skip("a DynamoDB item holds at most 400 KB")
+    # Bytes that need care across chunks: multi-byte UTF-8, quotes, control characters.
+    piece = 'é"\\\n\x01€😀' + "x" * 1000
+    value = piece * 2000  # ~2 MB: past the size at which a reply is streamed
+    await api.result("SET", "large", value)
+    assert await api.result("GET", "large") == value
+    status, body = await api.cmd("GET", "large", headers={"Upstash-Encoding": "base64"})
+    assert status == 200
+    assert base64.b64decode(body["result"]).decode() == value
+
+
+async def test_a_large_body_of_many_replies_comes_back_whole(api: Api) -> None:
+    values = [str(i) * 300_000 for i in range(5)]  # 1.5 MB of JSON: sent in slices
+    status, body = await api.pipeline(*(["SET", f"v{i}", v] for i, v in enumerate(values)))
+    assert status == 200
+    status, body = await api.pipeline(*(["GET", f"v{i}"] for i in range(5)))
+    assert (status, body) == (200, [{"result": v} for v in values])
+
+
+async def test_head_on_a_large_value_answers_its_headers_without_a_body(api: Api, backend_url: str) -> None:
+    if backend_url.startswith("dynamodb"):
+        pytest.skip("a DynamoDB item holds at most 400 KB")
+    await api.result("SET", "large", "l" * (2 * STREAM_AFTER))
+    async with api.client.head("/get/large", headers=api.headers()) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "application/json"
+        assert await resp.read() == b""
+    assert await api.result("GET", "small-after") is None
+
+
+@pytest.mark.parametrize("as_base64", [False, True])
+def test_a_streamed_result_is_byte_for_byte_what_the_whole_encoding_gives(as_base64: bool) -> None:
+    rng = random.Random(15)
+    alphabet = list(b'\xf0\x9f\x98\x80\xe2\x82\xac\xc3\xa9a"\\\n\x01\x80\xff')
+    for trial in range(200):
+        value = bytes(rng.choice(alphabet) if trial % 2 else rng.randrange(256) for _ in range(trial * 7))
+        whole = dumps({"result": result_encoder(as_base64)(value)})
+        for piece in (1, 2, 3, 4, 5, 64):
+            assert b"".join(result_pieces(value, as_base64, piece)) == whole, (trial, piece)
+
+
+def test_memory_is_given_back_through_glibc_on_linux() -> None:
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert streaming._TRIM is not None
+    streaming.give_back_memory()
 
 
 def test_the_default_is_32_mib_per_database_and_less_than_1024_is_refused() -> None:
