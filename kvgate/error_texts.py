@@ -317,6 +317,13 @@ def sqlite_writer_timeout(seconds: float) -> str:
     return f"ERR the sqlite writer did not answer within {seconds:g}s; the command may still be applied"
 
 
+SQLITE_READERS_BUSY = "ERR too many commands waiting for the sqlite readers; retry later"
+
+
+def sqlite_readers_timeout(seconds: float) -> str:
+    return f"ERR the sqlite readers did not answer within {seconds:g}s; nothing was changed"
+
+
 def sqlite_write_failed(detail: object, applied: bool = False) -> str:
     if applied:
         return f"ERR sqlite write failed: {detail}"

@@ -48,8 +48,9 @@ CREATE TABLE IF NOT EXISTS scripts (
 
 _MAX_ROWID = 2**63 - 1
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
-#: Readers run on the event loop: they must not sleep long waiting for a lock (rare in
-#: WAL mode: recovery, a foreign exclusive lock); past this they answer 503.
+#: Point reads run on the event loop: they must not sleep long waiting for a lock (rare in
+#: WAL mode: recovery, a foreign exclusive lock); past this they answer 503.  Reader
+#: threads use the same: a reader held up is a reader fewer for everyone else.
 READER_BUSY_TIMEOUT_MS = 100
 _LIVE = "(expire_at IS NULL OR expire_at > ?)"
 
@@ -354,10 +355,18 @@ class SqliteStore:
         self._local = threading.local()
 
     def reader(self) -> sqlite3.Connection:
+        """The calling thread's read-only connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, READER_BUSY_TIMEOUT_MS, read_only=True)
         return conn
+
+    def close_reader(self) -> None:
+        """Close the calling thread's read-only connection (a reader thread, as it ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
 
     @contextmanager
     def unit(self, write: bool, now: int | None = None) -> Iterator[SqliteTxn]:
@@ -372,6 +381,4 @@ class SqliteStore:
 
     def close(self) -> None:
         self.writer.close()
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        self.close_reader()

@@ -35,8 +35,9 @@ Known differences from Redis 7.0:
   nested deeper than 200 tables end in ``ERR reached lua stack limit``;
 * redis.call replies keep their status/bulk kind by command (the ``status_reply`` fact of
   ``kvgate/engine/commands.json``), since engine handlers return both as ``bytes``;
-* ``SCRIPT KILL`` always answers NOTBUSY (no script runs while another command of the same
-  store waits); ``SCRIPT DEBUG`` is not supported;
+* ``SCRIPT KILL`` always answers NOTBUSY (kvgate stops a script itself at its time limit,
+  and other requests do not wait for it: the SQLite backend runs scripts on threads of
+  their own); ``SCRIPT DEBUG`` is not supported;
 * kvgate limits a script's time and memory (see :mod:`.sandbox`).
 """
 

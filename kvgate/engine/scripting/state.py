@@ -5,12 +5,13 @@ this process's part, kept per database so that two databases of one process shar
 nothing: their limits, their Lua runtimes, and the scripts their read-only units saw.
 
 * Runtimes: one per thread, created on first use and reused.  The SQLite backend runs
-  EVAL on its writer thread and EVAL_RO on the event loop, and a runtime must not be
-  entered by two threads at once.  A runtime keeps its compiled scripts by SHA1 (a
-  bounded LRU).
+  EVAL on its writer thread and EVAL_RO on its reader threads (never on the event loop),
+  and a runtime must not be entered by two threads at once.  A runtime keeps its compiled
+  scripts by SHA1 (a bounded LRU).  The limits object is shared: every runtime reads it
+  at each script.
 * Unsaved scripts: a unit that may not write (EVAL_RO on a read-only connection) cannot
-  store the body it saw; it is kept here until a writing unit stores it, so that EVALSHA
-  finds it as in Redis.
+  store the body it saw; it is kept here (under a lock: several reader threads may add
+  to it) until a writing unit stores it, so that EVALSHA finds it as in Redis.
 
 The store owns its :class:`Scripting` and hands it to every unit as ``t.scripting``.
 """
