@@ -73,6 +73,40 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "Most commands in one /pipeline or /multi-exec request.",
         "KVGATE_MAX_BATCH_COMMANDS",
     ),
+    Setting(
+        "header_timeout",
+        float,
+        10.0,
+        "Seconds a client has to send a request's line and headers, from its connection or from "
+        "the request's first byte; then 408 and the connection is closed (a connection that sent "
+        "nothing is just closed).",
+        "KVGATE_HEADER_TIMEOUT",
+    ),
+    Setting(
+        "body_timeout",
+        float,
+        30.0,
+        "Seconds a client has to send a request's whole body once its headers are in; then 408 "
+        "and the connection is closed.",
+        "KVGATE_BODY_TIMEOUT",
+    ),
+    Setting(
+        "keepalive_timeout",
+        float,
+        75.0,
+        "Seconds an idle keep-alive connection stays open for its next request (a proxy in front "
+        "should close idle connections sooner).",
+        "KVGATE_KEEPALIVE_TIMEOUT",
+    ),
+    Setting(
+        "max_connections",
+        int,
+        4096,
+        "Client connections open per process. At the cap a new connection displaces the one "
+        "waiting longest without a request under way, or gets 503 if there is none. Lowered to "
+        "fit the open-file limit (kvgate raises its soft limit as far as the hard one allows).",
+        "KVGATE_MAX_CONNECTIONS",
+    ),
     Setting("log_level", str, "info", "debug, info, warning or error.", "KVGATE_LOG_LEVEL"),
 )
 
@@ -167,6 +201,10 @@ class Config:
     max_body_bytes: int = _default(SERVER_SETTINGS, "max_body_bytes")
     shutdown_timeout: float = _default(SERVER_SETTINGS, "shutdown_timeout")
     max_batch_commands: int = _default(SERVER_SETTINGS, "max_batch_commands")
+    header_timeout: float = _default(SERVER_SETTINGS, "header_timeout")
+    body_timeout: float = _default(SERVER_SETTINGS, "body_timeout")
+    keepalive_timeout: float = _default(SERVER_SETTINGS, "keepalive_timeout")
+    max_connections: int = _default(SERVER_SETTINGS, "max_connections")
     log_level: str = _default(SERVER_SETTINGS, "log_level")
 
     def with_generated_tokens(self) -> Config:
@@ -226,6 +264,11 @@ def _check_server(given: dict[str, Any]) -> None:
         raise ConfigError("max_body_bytes must be at least 1024")
     if values["shutdown_timeout"] < 0:
         raise ConfigError("shutdown_timeout must not be negative")
+    for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+        if values[name] <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if values["max_connections"] < 1:
+        raise ConfigError("max_connections must be at least 1")
     if values["log_level"].lower() not in _LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LEVELS)}")
 

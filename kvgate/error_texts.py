@@ -277,6 +277,26 @@ def body_too_large(limit: int) -> str:
     return f"ERR max request size exceeded (limit {limit} bytes)"
 
 
+# Connection-level answers (kvgate/connections.py): slow, stalled or malformed clients.
+BODY_FRAMING = "ERR invalid request body: its chunked encoding or length is broken"
+
+
+def headers_timeout(seconds: float) -> str:
+    return f"ERR request headers not received within {seconds:g}s (header_timeout); connection closed"
+
+
+def body_timeout(seconds: float) -> str:
+    return f"ERR request body not received within {seconds:g}s (body_timeout); connection closed"
+
+
+def too_many_connections(limit: int) -> str:
+    return f"ERR too many connections to this kvgate process (max_connections {limit}); retry shortly"
+
+
+def malformed_request(reason: str) -> str:
+    return f"ERR malformed HTTP request ({reason}); connection closed"
+
+
 def method_not_allowed(method: str, here: bool = True) -> str:
     return f"ERR method {method} is not allowed here" if here else f"ERR method {method} is not allowed"
 

@@ -24,6 +24,8 @@ class ReplyError(Exception):
 class GatewayError(Exception):
     status = 400
     headers: dict[str, str] = {}
+    #: The connection cannot carry another request after this answer (kvgate closes it).
+    close = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -56,6 +58,26 @@ class MethodNotAllowed(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status = 413
+
+
+class BrokenBody(BadRequest):
+    """The body's framing is broken (a bad chunk): where the next request starts is lost."""
+
+    close = True
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its body within ``body_timeout`` (kvgate.connections)."""
+
+    status = 408
+    close = True
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its request was read: there is nobody to
+    answer.  Counted with status 499 (nginx's "client closed request"), never as a 500."""
+
+    status = 499
 
 
 class StartupError(Exception):

@@ -10,7 +10,7 @@ import os
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kvgate.adapters import Health
 
@@ -26,6 +26,10 @@ class Metrics:
         self.latency: dict[str, list[int]] = {}
         self.latency_sum: defaultdict[str, float] = defaultdict(float)
         self.in_flight = 0
+        #: Client connections kvgate closed, by reason (kvgate/connections.py counts them).
+        self.connections_closed: Counter[str] = Counter()
+        #: Client connections open now; set by the server that counts them.
+        self.open_connections: Callable[[], int] | None = None
 
     def observe(self, database: str, endpoint: str, status: int, seconds: float, commands: int) -> None:
         self.requests[(database, endpoint, status)] += 1
@@ -71,6 +75,21 @@ class Metrics:
             "# HELP kvgate_in_flight_requests Requests being handled now.",
             "# TYPE kvgate_in_flight_requests gauge",
             f'kvgate_in_flight_requests{{pid="{pid}"}} {self.in_flight}',
+        ]
+        if self.open_connections is not None:
+            lines += [
+                "# HELP kvgate_connections_open Client connections open now.",
+                "# TYPE kvgate_connections_open gauge",
+                f'kvgate_connections_open{{pid="{pid}"}} {self.open_connections()}',
+            ]
+        lines += [
+            "# HELP kvgate_connections_closed_total Client connections kvgate closed, by reason: "
+            "header_timeout, body_timeout, displaced and refused (at max_connections), malformed.",
+            "# TYPE kvgate_connections_closed_total counter",
+        ]
+        for reason, n in sorted(self.connections_closed.items()):
+            lines.append(f'kvgate_connections_closed_total{{pid="{pid}",reason="{reason}"}} {n}')
+        lines += [
             "# HELP kvgate_backend_up Whether the backend is reachable (1) or not (0).",
             "# TYPE kvgate_backend_up gauge",
         ]

@@ -1,7 +1,11 @@
 """Running the server: one process, or N worker processes sharing a port.
 
-Graceful shutdown: on SIGTERM/SIGINT the listening socket closes, in-flight requests get
-``shutdown_timeout`` seconds to finish, then backends are closed.
+Graceful shutdown: on SIGTERM/SIGINT the listening socket closes and the connections
+drain (kvgate/connections.py): idle ones close at once; a request begun (its headers or
+body still arriving, or waiting behind another on its connection) is read to the end and
+answered, the connection's last answer saying ``Connection: close``.  The process exits
+as soon as the last connection closes, or after ``shutdown_timeout`` seconds, when what
+is left is cut; then backends are closed.
 """
 
 from __future__ import annotations
@@ -13,14 +17,22 @@ import signal
 import sys
 from collections.abc import Callable
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
+
 from aiohttp import web
 
-from kvgate.adapters import open_backend
+from kvgate.adapters import entry_for, open_backend
 from kvgate.app import Gateway, create_server
 from kvgate.config import Config
 from kvgate.errors import StartupError
 
 log = logging.getLogger("kvgate")
+
+#: Seconds handlers still running after ``shutdown_timeout`` get before they are cancelled.
+CANCEL_GRACE = 0.5
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -39,6 +51,50 @@ def setup_logging(level: str) -> None:
     )
 
 
+def files_reserved(config: Config) -> int:
+    """Open files a process needs besides its client connections: its own (the loop, logs,
+    pipes) and each database's backend connections and subscriptions."""
+    files = 64
+    for db in config.databases:
+        entry = entry_for(db.backend)
+        if not entry.in_process:
+            files += (db.pool_size or entry.default_pool_size or 8) + (
+                db.max_subscriptions if entry.pubsub else 0
+            )
+    return files
+
+
+def fit_open_files(max_connections: int, reserved: int) -> int:
+    """The connection cap this process can keep: the soft open-file limit is raised (as
+    far as the hard one) to hold ``max_connections`` plus ``reserved``; if it cannot be,
+    the cap is lowered with a warning.  A cap above the limit would let clients use up the
+    files, and then accept() fails and every new client is refused."""
+    if resource is None:
+        return max_connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + reserved
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return max_connections
+    cap = max(soft - reserved, soft // 4, 1)
+    log.warning(
+        "max_connections lowered from %d to %d: this process may open %d files (ulimit -n; "
+        "hard limit %s) and keeps %d of them for its backends",
+        max_connections,
+        cap,
+        soft,
+        "unlimited" if hard == resource.RLIM_INFINITY else hard,
+        reserved,
+    )
+    return cap
+
+
 async def serve(config: Config, *, announce: bool = True) -> None:
     gateway = Gateway(config)
     try:
@@ -46,9 +102,8 @@ async def serve(config: Config, *, announce: bool = True) -> None:
     except StartupError as exc:
         await gateway.close()
         raise SystemExit(f"kvgate: {exc}") from None
-    runner = web.ServerRunner(
-        create_server(gateway), handle_signals=False, shutdown_timeout=config.shutdown_timeout
-    )
+    server = create_server(gateway, fit_open_files(config.max_connections, files_reserved(config)))
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=CANCEL_GRACE)
     await runner.setup()
     site = web.TCPSite(
         runner,
@@ -74,9 +129,16 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         host, port = sockets[0][:2] if sockets else (config.host, config.port)
         print(f"kvgate listening on http://{host}:{port}", flush=True)
     await stop.wait()
-    log.info("shutting down: finishing in-flight requests (up to %gs)", config.shutdown_timeout)
+    log.info("shutting down: answering the requests begun (up to %gs)", config.shutdown_timeout)
     gateway.begin_shutdown()
-    await runner.cleanup()  # stops listening, waits for in-flight requests
+    await site.stop()  # stop listening
+    if not await server.drain(config.shutdown_timeout):
+        log.warning(
+            "shutdown_timeout (%gs) passed with %d connections still open: closing them",
+            config.shutdown_timeout,
+            len(server.open),
+        )
+    await runner.cleanup()  # cancels what is left
     await gateway.close()
 
 

@@ -138,10 +138,12 @@ return ARGV[2]
 class KvgateServer:
     """``kvgate serve`` as a real subprocess (python -m kvgate)."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, nofile: int | None = None) -> None:
         self.port = free_port()
         self.args = ["--host", "127.0.0.1", "--port", str(self.port), *args]
         self.env = {**os.environ, **(env or {})}
+        # its open-file limit (soft and hard): a server that meets EMFILE, on demand
+        self.nofile = nofile
         self.proc: subprocess.Popen[str] | None = None
         # its working directory: the default backend, sqlite:///kvgate.db, lands there
         self.dir = tempfile.mkdtemp(prefix="kvgate-cwd-")
@@ -162,9 +164,15 @@ class KvgateServer:
             cwd=self.dir,
             text=True,
             start_new_session=True,
+            preexec_fn=self._limit_files if self.nofile else None,
         )
         wait_for_port(self.port, timeout, proc=self.proc)
         return self
+
+    def _limit_files(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def output(self) -> str:
         return Path(self.log.name).read_text()
