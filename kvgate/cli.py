@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from kvgate import __version__
-from kvgate.adapters import entry_for
+from kvgate.adapters import entry_for, redact_url
 from kvgate.config import DATABASE_SETTINGS, SERVER_SETTINGS, Config, ConfigError, from_options, load_file
 
 _HELP = {s.name: s for s in (*SERVER_SETTINGS, *DATABASE_SETTINGS)}
@@ -129,8 +129,8 @@ def create_table(url: str) -> None:
     try:
         message = asyncio.run(create(url))
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(redact_url(str(exc), url)) from None
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as exc:
-        click.echo(f"kvgate: cannot create the table: {exc}", err=True)
+        click.echo(f"kvgate: cannot create the table: {redact_url(str(exc), url)}", err=True)
         sys.exit(1)
     click.echo(message)

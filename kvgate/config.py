@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kvgate.adapters import REGISTRY, BackendSettings, BackendURLError, check_url, entry_for
+from kvgate.adapters import REGISTRY, BackendSettings, BackendURLError, check_url, entry_for, redact_url
 
 DEFAULT_BACKEND = "sqlite:///kvgate.db"
 MIB = 1024 * 1024
@@ -46,6 +46,7 @@ class Setting:
     default: Any
     help: str
     env: str | None = None  # environment variable, for the single-database command line
+    secret: bool = False  # never shown in a message (a configuration error is printed)
 
 
 SERVER_SETTINGS: tuple[Setting, ...] = (
@@ -118,8 +119,16 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         [],
         "Read-write bearer tokens. With none, one is generated at start and printed.",
         "KVGATE_TOKEN",
+        secret=True,
     ),
-    Setting("read_only_tokens", list, [], "Tokens allowed read commands only.", "KVGATE_READ_ONLY_TOKEN"),
+    Setting(
+        "read_only_tokens",
+        list,
+        [],
+        "Tokens allowed read commands only.",
+        "KVGATE_READ_ONLY_TOKEN",
+        secret=True,
+    ),
     Setting("path", str, "/db/<name>", "Base path of the database (config file only)."),
     Setting("pool_size", int, None, _pool_help(), "KVGATE_POOL_SIZE"),
     Setting(
@@ -238,7 +247,8 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
             raise ValueError("expected a string")
         return value
     except ValueError as exc:
-        raise ConfigError(f"{where}: setting {setting.name!r} = {value!r}: {exc}") from None
+        shown = "(hidden)" if setting.secret else redact_url(repr(value))
+        raise ConfigError(f"{where}: setting {setting.name!r} = {shown}: {exc}") from None
 
 
 def _apply(settings: tuple[Setting, ...], values: Mapping[str, Any], where: str) -> dict[str, Any]:

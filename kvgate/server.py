@@ -24,7 +24,7 @@ except ImportError:  # not on Windows
 
 from aiohttp import web
 
-from kvgate.adapters import entry_for, open_backend
+from kvgate.adapters import entry_for, open_backend, redact_url
 from kvgate.app import Gateway, create_server
 from kvgate.config import Config
 from kvgate.errors import StartupError
@@ -101,7 +101,7 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         await gateway.start()
     except StartupError as exc:
         await gateway.close()
-        raise SystemExit(f"kvgate: {exc}") from None
+        raise SystemExit(f"kvgate: {redact_url(str(exc))}") from None
     server = create_server(gateway, fit_open_files(config.max_connections, files_reserved(config)))
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=CANCEL_GRACE)
     await runner.setup()
@@ -153,7 +153,7 @@ def preflight(config: Config) -> None:
         try:
             open_backend(db.backend, db.backend_settings).preflight()
         except StartupError as exc:
-            raise SystemExit(f"kvgate: database {db.name!r}: {exc}") from None
+            raise SystemExit(f"kvgate: database {db.name!r}: {redact_url(str(exc))}") from None
 
 
 def run(config: Config) -> int:

@@ -14,9 +14,10 @@ deployment never loads kvgate's engine (nor Lua).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, replace
 from functools import cache
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from kvgate.adapters.base import Backend, BackendSettings, Health, Message, Subscription
 
@@ -35,6 +36,7 @@ __all__ = [
     "entry_for",
     "entry_named",
     "open_backend",
+    "redact_url",
     "settings_for",
 ]
 
@@ -164,23 +166,54 @@ def entry_named(name: str) -> BackendEntry:
     return _BY_NAME[name]
 
 
+# A URL's password: what follows ``user:`` up to the last ``@`` before a space or a quote
+# (a ``/`` in it, unescaped, breaks the URL but must not stop the redaction), and the
+# values of query options that hold secrets (redis-py takes ``?password=``).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s'\"]*:)(?P<secret>[^\s'\"]*)@")
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:password|passwd|pass|pwd|secret|token|secret_key|access_key)=)(?P<secret>[^&#\s'\"]*)",
+    re.IGNORECASE,
+)
+
+
+def redact_url(text: str, url: str | None = None) -> str:
+    """``text`` with the password of every URL in it shown as ``***``.  With ``url``, every
+    piece of that URL's password is hidden too: a parser's error may quote a piece of a
+    malformed URL (``redis://u:pa/ss@h`` reads as host ``u``, port ``pa``)."""
+    pieces: set[str] = set()
+    for source in (text, url or ""):
+        for pattern in (_URL_PASSWORD, _QUERY_SECRET):
+            for match in pattern.finditer(source):
+                secret = match.group("secret")
+                pieces.update((secret, unquote(secret)))
+                if source is url:
+                    pieces.update(re.split(r"[/?#:@]", secret))
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    text = _QUERY_SECRET.sub(r"\g<head>***", text)
+    for piece in sorted((p for p in pieces if len(p) >= 2), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
+
+
 def entry_for(url: str) -> BackendEntry:
     """The entry of a backend URL's scheme; :class:`BackendURLError` for an unknown one."""
     entry = _BY_SCHEME.get(urlsplit(url).scheme)
     if entry is None:
         known = ", ".join(f"{s}://" for s in _BY_SCHEME)
-        raise BackendURLError(f"unsupported backend URL {url!r}: expected one of {known}")
+        raise BackendURLError(f"unsupported backend URL {redact_url(url)!r}: expected one of {known}")
     return entry
 
 
 def check_url(url: str) -> BackendEntry:
     """Validate a backend URL with its backend's own parser; raises :class:`BackendURLError`
-    with one clear line."""
+    with one clear line (the URL's password never in it)."""
     entry = entry_for(url)
     try:
         entry.backend_class().parse_url(url)
     except ValueError as exc:
-        raise BackendURLError(f"invalid backend URL {url!r}: {exc}") from None
+        raise BackendURLError(
+            f"invalid backend URL {redact_url(url)!r}: {redact_url(str(exc), url)}"
+        ) from None
     return entry
 
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from kvgate import error_texts
 from kvgate.adapters import dynamodb_items as items
-from kvgate.adapters import entry_named
+from kvgate.adapters import entry_named, redact_url
 from kvgate.adapters.base import Backend, BackendSettings, Health
 from kvgate.adapters.dynamodb_items import (
     CURSOR_PREFIX,
@@ -90,7 +90,12 @@ class DynamoURL:
 
     @property
     def where(self) -> str:
-        return self.endpoint_url or f"region {self.region or '(from the AWS configuration)'}"
+        """For messages: an endpoint URL's password is never shown."""
+        return (
+            redact_url(self.endpoint_url)
+            if self.endpoint_url
+            else f"region {self.region or '(from the AWS configuration)'}"
+        )
 
 
 def parse_url(url: str) -> DynamoURL:
@@ -198,9 +203,13 @@ class DynamoBackend(Backend):
         except botocore.exceptions.ClientError as exc:
             if _code(exc) == "ResourceNotFoundException":
                 raise StartupError(self._missing_table()) from None
-            raise StartupError(f"dynamodb: {exc}") from None
+            raise StartupError(f"dynamodb: {redact_url(str(exc))}") from None
         except (botocore.exceptions.BotoCoreError, OSError) as exc:
-            log.warning("dynamodb at %s is not reachable yet (%s); serving anyway", self.where.where, exc)
+            log.warning(
+                "dynamodb at %s is not reachable yet (%s); serving anyway",
+                self.where.where,
+                redact_url(str(exc)),
+            )
             return
         schema = [(k["AttributeName"], k["KeyType"]) for k in description["KeySchema"]]
         types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
@@ -213,7 +222,7 @@ class DynamoBackend(Backend):
     def _missing_table(self) -> str:
         return (
             f"dynamodb: table {self.table!r} does not exist at {self.where.where}; "
-            f"create it with: kvgate dynamodb create-table '{self.url}'"
+            f"create it with: kvgate dynamodb create-table '{redact_url(self.url)}'"
         )
 
     async def start(self) -> None:
@@ -714,7 +723,7 @@ class DynamoBackend(Backend):
 
     def _failed(self, error: str) -> None:
         self._failures += 1
-        self._last_error = error
+        self._last_error = redact_url(error)  # shown by /_kvgate/health, which needs no token
 
 
 def increment_request(table: str, name: bytes, by: int, now: int) -> dict[str, Any]:
