@@ -64,7 +64,8 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "shutdown_timeout",
         float,
         10.0,
-        "Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
+        "Most seconds the drain after SIGTERM/SIGINT may take: requests begun are answered, then "
+        "the process exits (at once if none is under way); what is left after it is cut.",
         "KVGATE_SHUTDOWN_TIMEOUT",
     ),
     Setting(
