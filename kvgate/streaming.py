@@ -20,6 +20,7 @@ a second encoder to keep in step with :mod:`kvgate.protocol`.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import sys
 from collections.abc import Callable
@@ -49,12 +50,27 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _TRIM = _malloc_trim()
+#: The trim scheduled after the last one, and its loop.
+_again: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+#: Seconds after a trim to trim once more: what the request's last frames and callbacks
+#: still held when its reply was sent is free by then (measured: without it, one in two
+#: runs of four concurrent 30 MB GETs kept 30 MB).
+TRIM_AGAIN_AFTER = 0.25
 
 
 def give_back_memory() -> None:
-    """Return the C heap's free pages to the OS (tens of microseconds)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    """Return the C heap's free pages to the OS (tens of microseconds), now and once more
+    shortly after (one pending at a time)."""
+    global _again
+    if _TRIM is None:
+        return
+    _TRIM(0)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if _again is None or _again[0] is not loop or _again[1].cancelled() or loop.time() > _again[1].when():
+        _again = (loop, loop.call_later(TRIM_AGAIN_AFTER, _TRIM, 0))
 
 
 class _Streamed(web.StreamResponse):
