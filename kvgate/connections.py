@@ -75,7 +75,17 @@ ErrorReply = Callable[[int, str, dict[str, str] | None], web.StreamResponse]
 class Connection(RequestHandler):
     """One client connection: aiohttp's request handler with deadlines and a drain."""
 
-    __slots__ = ("_body", "_deadline", "_draining", "_partial", "_phase", "_refused", "_server", "_timer")
+    __slots__ = (
+        "_answered",
+        "_body",
+        "_deadline",
+        "_draining",
+        "_partial",
+        "_phase",
+        "_refused",
+        "_server",
+        "_timer",
+    )
 
     def __init__(self, manager: ConnectionServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -85,6 +95,7 @@ class Connection(RequestHandler):
         self._timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None  # the body being received (phase BODY)
         self._partial = False  # bytes of a next request came while one was being answered
+        self._answered = False  # the body arriving belongs to a request already answered
         self._refused = False
         self._draining = False
 
@@ -126,7 +137,7 @@ class Connection(RequestHandler):
         super().data_received(data)
         if self._request_count != count:  # a request's headers are in (or it was malformed)
             self._server.waiting.pop(self, None)
-            self._partial = False
+            self._partial = self._answered = False
             message, payload = self._messages[-1] if self._messages else (None, None)
             if not isinstance(message, RawRequestMessage):
                 if self._body is not None and not self._body.is_eof():
@@ -142,6 +153,9 @@ class Connection(RequestHandler):
         elif self._phase == BODY:
             if self._body is None or self._body.is_eof():
                 self._phase, self._body = BUSY, None
+                if self._answered and not self._messages:  # answered early (401, 413...)
+                    self._answered = False
+                    self._now_idle()
         elif data and self._phase == BUSY:
             self._partial = True
 
@@ -152,14 +166,24 @@ class Connection(RequestHandler):
             resp.force_close()  # the last answer of this connection: ``Connection: close``
         result = await super().finish_response(request, resp, start_time)
         if self._phase == BUSY and not self._messages and self.transport is not None:
-            self._server.waiting[self] = None  # waiting again, last in line
             if self._partial:
                 self._partial = False
                 self._phase = HEADERS
+                self._server.waiting[self] = None
                 self._arm(self._loop.time() + self._server.limits.header_timeout)
             else:
-                self._phase = IDLE  # aiohttp's keep-alive timer closes it if it stays idle
+                self._now_idle()
+        elif self._phase == BODY and request.content is self._body:
+            self._answered = True  # aiohttp reads the rest (lingers); idle once it is in
         return result
+
+    def _now_idle(self) -> None:
+        """No request under way: waiting again, last in line (aiohttp's keep-alive timer
+        closes the connection if it stays idle); at once when draining."""
+        self._phase = IDLE
+        self._server.waiting[self] = None
+        if self._draining:
+            self.force_close()
 
     # -- deadlines
     def _arm(self, deadline: float) -> None:
@@ -203,7 +227,7 @@ class Connection(RequestHandler):
         """End the body being received: its handler (if one reads it) gets 408 or 400, and
         the connection reads nothing more and closes after that answer."""
         body = self._body
-        self._body, self._phase = None, BUSY
+        self._body, self._phase, self._answered = None, BUSY, False
         self.close()  # aiohttp: no more requests on this connection, ignore further bytes
         if body is None or body.is_eof():
             return

@@ -382,10 +382,33 @@ def test_sigterm_with_nothing_in_flight_exits_at_once(servers: list[KvgateServer
     for raw in idle:
         raw.send(request())
         assert raw.response() is not None
+    # Answered before its body came (a wrong token): idle once the rest of the body is in.
+    early = Raw(server.port)
+    early.send(
+        b"POST / HTTP/1.1\r\nHost: kvgate\r\nAuthorization: Bearer wrong\r\nContent-Length: 8\r\n\r\n["
+    )
+    assert (early.response() or [0])[0] == 401
+    early.send(b'"PING"]')
+    time.sleep(0.2)
     signalled = time.monotonic()
     server.signal()
     assert server.proc is not None and server.proc.wait(10) == 0
     assert time.monotonic() - signalled < 1.0
+
+
+def test_sigterm_cuts_what_is_left_after_shutdown_timeout(servers: list[KvgateServer]) -> None:
+    server = serve("--shutdown-timeout", "1")
+    servers.append(server)
+    stalled = Raw(server.port)  # a body that never comes: well within body_timeout (30 s)
+    stalled.send(b"POST / HTTP/1.1\r\nHost: kvgate\r\n" + AUTH + b"Content-Length: 100\r\n\r\n[")
+    time.sleep(0.3)
+    signalled = time.monotonic()
+    server.signal()
+    assert server.proc is not None and server.proc.wait(10) == 0
+    assert 1.0 <= time.monotonic() - signalled < 2.5
+    stalled.opened = time.monotonic()
+    assert stalled.closed_after(1) is not None
+    assert "shutdown_timeout (1s) passed with 1 connections still open" in server.output()
 
 
 # --- defect 9: a client that leaves mid-body ------------------------------------------
