@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kvgate import error_texts
 from kvgate.adapters import open_backend
@@ -160,7 +161,7 @@ class Gateway:
                 chunks.append(chunk)
         except ConnectionError:  # aiohttp ends the body so when the client leaves
             raise ClientGone from None
-        except web.RequestPayloadError:  # aiohttp's parser: a bad chunk, a short body
+        except (web.RequestPayloadError, HttpProcessingError):  # a bad chunk, a short body
             if request.transport is None:
                 raise ClientGone from None
             raise BrokenBody(error_texts.BODY_FRAMING) from None
