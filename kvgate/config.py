@@ -105,8 +105,9 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         int,
         4096,
         "Client connections open per process. At the cap a new connection displaces the one "
-        "waiting longest without a request under way, or gets 503 if there is none. Lowered to "
-        "fit the open-file limit (kvgate raises its soft limit as far as the hard one allows).",
+        "waiting longest without a request under way (else the one receiving a body longest), or "
+        "gets 503 if every one has a request being answered. Lowered to fit the open-file limit "
+        "(kvgate raises its soft limit as far as the hard one allows).",
         "KVGATE_MAX_CONNECTIONS",
     ),
     Setting("log_level", str, "info", "debug, info, warning or error.", "KVGATE_LOG_LEVEL"),

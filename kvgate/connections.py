@@ -17,14 +17,18 @@ on a keep-alive connection during the drain.
 * the drain: on shutdown an idle connection closes at once; one with a request begun (or
   received and waiting) answers it, marks its last answer ``Connection: close`` and closes.
 
-Both deadlines are checked by one timer per connection that is armed only when a request
-arrives in pieces: a request whose headers (and body) come in one read never touches it.
+Both deadlines are checked by one timer per connection, armed as it opens and then only
+when a request arrives in pieces: a request whose headers (and body) come in one read
+never touches it.
 
 :class:`ConnectionServer` (aiohttp's ``Server``, the protocol factory) keeps the cap
 (``max_connections``): at the cap a new connection displaces the connection that has been
-waiting longest without a complete request (idle, or still sending headers), so stalled
-clients cannot lock out well-behaved ones; if every connection has a request under way,
-the newcomer gets a 503 and is closed.  A malformed request is answered with kvgate's JSON
+waiting longest without a complete request (idle, or still sending headers), or else the
+one that has been receiving a body longest, so stalled clients cannot lock out
+well-behaved ones (whose requests come whole and are answered at once); if every
+connection has a request being answered, the newcomer gets a 503 and is closed.  Under
+such a flood an honest upload can be displaced too: a proxy with per-client limits in
+front is the remedy for that.  A malformed request is answered with kvgate's JSON
 error and logged as one line that names the problem but never the request's bytes: those
 hold ``?_token=`` (aiohttp logs them with a traceback at ERROR).
 """
@@ -137,6 +141,8 @@ class Connection(RequestHandler):
         super().data_received(data)
         if self._request_count != count:  # a request's headers are in (or it was malformed)
             self._server.waiting.pop(self, None)
+            if self._phase == BODY:  # the body before it is in
+                self._server.receiving.pop(self, None)
             self._partial = self._answered = False
             message, payload = self._messages[-1] if self._messages else (None, None)
             if not isinstance(message, RawRequestMessage):
@@ -149,10 +155,12 @@ class Connection(RequestHandler):
                 self._phase, self._body = BUSY, None
             else:
                 self._phase, self._body = BODY, payload
+                self._server.receiving[self] = None
                 self._arm(self._loop.time() + self._server.limits.body_timeout)
         elif self._phase == BODY:
             if self._body is None or self._body.is_eof():
                 self._phase, self._body = BUSY, None
+                self._server.receiving.pop(self, None)
                 if self._answered and not self._messages:  # answered early (401, 413...)
                     self._answered = False
                     self._now_idle()
@@ -228,6 +236,7 @@ class Connection(RequestHandler):
         the connection reads nothing more and closes after that answer."""
         body = self._body
         self._body, self._phase, self._answered = None, BUSY, False
+        self._server.receiving.pop(self, None)
         self.close()  # aiohttp: no more requests on this connection, ignore further bytes
         if body is None or body.is_eof():
             return
@@ -284,6 +293,10 @@ class ConnectionServer(web.Server):
         #: Connections without a complete request (idle, or sending headers), longest
         #: waiting first: the ones a new connection may displace at the cap.
         self.waiting: dict[Connection, None] = {}
+        #: Connections receiving a body, longest first: displaced when none is waiting (a
+        #: body sent a byte at a time on every connection would otherwise lock everyone out
+        #: for ``body_timeout``).
+        self.receiving: dict[Connection, None] = {}
         #: Connections kvgate closed, by reason (``kvgate_connections_closed_total``).
         self.closed: Counter[str] = Counter() if closed is None else closed
         self.draining = False
@@ -296,7 +309,7 @@ class ConnectionServer(web.Server):
     # -- the cap
     def admit(self, conn: Connection) -> bool:
         if len(self.open) >= self.limits.max_connections:
-            victim = next(iter(self.waiting), None)
+            victim = next(iter(self.waiting), None) or next(iter(self.receiving), None)
             self._warn_cap()
             if victim is None:
                 self.closed["refused"] += 1
@@ -314,14 +327,16 @@ class ConnectionServer(web.Server):
         if now - self._cap_warned >= CAP_WARNING_EVERY:
             self._cap_warned = now
             log.warning(
-                "max_connections (%d) reached: new connections displace waiting ones, or get 503 "
-                "when every connection has a request under way (warned at most once a minute)",
+                "max_connections (%d) reached: a new connection displaces the one waiting longest "
+                "(or receiving a body longest), or gets 503 if every one has a request being "
+                "answered (warned at most once a minute)",
                 self.limits.max_connections,
             )
 
     def forget(self, conn: Connection) -> None:
         self.open.discard(conn)
         self.waiting.pop(conn, None)
+        self.receiving.pop(conn, None)
         if self.draining and not self.open:
             self._drained.set()
 

@@ -132,8 +132,9 @@ def metric(server: KvgateServer, name: str) -> dict[str, float]:
 
 
 def test_a_slowloris_does_not_deny_service_to_a_well_behaved_client(servers: list[KvgateServer]) -> None:
-    """300 stalled connections against a process allowed 256 open files.  Without a cap
-    below that limit accept() meets EMFILE and every new client is refused (measured: 40
+    """300 stalled connections (50 connect-only, 50 dripping headers, 200 dripping a body)
+    against a process allowed 256 open files (so a cap of 192).  Without a cap below the
+    file limit accept() meets EMFILE and every new client is refused (measured before: 40
     of 40 requests failed over 8 s, 1,100 sockets against 1,024 files)."""
     server = serve("--header-timeout", "2", "--body-timeout", "2", nofile=256)
     servers.append(server)
@@ -142,10 +143,10 @@ def test_a_slowloris_does_not_deny_service_to_a_well_behaved_client(servers: lis
     for i in range(300):
         raw = Raw(server.port, timeout=2)
         attackers.append(raw)
-        if i % 3 == 1:  # headers that never end
+        if i % 6 == 1:  # headers that never end
             raw.send(b"GET /get/k HTTP/1.1\r\nHost: kvgate\r\n")
             drippers.append(raw)
-        elif i % 3 == 2:  # a body that never ends
+        elif i % 6 > 1:  # a body that never ends: 200, more than the cap (192) can hold
             raw.send(b"POST / HTTP/1.1\r\nHost: kvgate\r\n" + AUTH + b"Content-Length: 1000\r\n\r\n[")
             drippers.append(raw)
     try:
@@ -215,28 +216,12 @@ def test_stalled_connections_are_closed_after_their_timeouts(servers: list[Kvgat
         seen += chunk
 
 
-def test_at_the_connection_cap_a_new_client_displaces_an_idle_connection_or_gets_503(
+def test_at_the_connection_cap_a_new_client_displaces_a_stalled_connection_or_gets_503(
     servers: list[KvgateServer],
 ) -> None:
     server = serve("--max-connections", "4", "--body-timeout", "5")
     servers.append(server)
-    # Four requests whose bodies are still coming: busy, none of them may be closed.
-    uploads = [Raw(server.port) for _ in range(4)]
-    for raw in uploads:
-        raw.send(b"POST / HTTP/1.1\r\nHost: kvgate\r\n" + AUTH + b'Content-Length: 8\r\n\r\n["PI')
-    time.sleep(0.2)
-    status, reply = call(server, ["PING"])
-    assert status == 503 and "connections" in str(reply), reply  # type: ignore[operator]
-    # One upload ends; its connection, now idle, makes room for the next client.
-    uploads[0].send(b'NG"]')
-    assert timed_reply(uploads[0])[1:] == (200, {"result": "PONG"})
-    assert call(server, ["PING"]) == (200, {"result": "PONG"})
-    assert uploads[0].closed_after(2) is not None  # the idle one was displaced
-    for raw in uploads[1:]:
-        raw.send(b'NG"]')
-        assert timed_reply(raw)[1:] == (200, {"result": "PONG"})
-        raw.close()
-    # Connect-only sockets are displaced oldest first.
+    # Connect-only sockets (or idle ones) are displaced first, oldest first.
     lurkers = [Raw(server.port) for _ in range(4)]
     time.sleep(0.2)
     assert call(server, ["PING"]) == (200, {"result": "PONG"})
@@ -244,6 +229,34 @@ def test_at_the_connection_cap_a_new_client_displaces_an_idle_connection_or_gets
     lurkers[1].sock.settimeout(0.3)
     with pytest.raises(TimeoutError):
         lurkers[1].sock.recv(1)  # still open
+    for raw in lurkers:
+        raw.close()
+    # Then connections receiving a body, the one receiving longest first.
+    uploads = [Raw(server.port) for _ in range(4)]
+    for raw in uploads:
+        raw.send(b"POST / HTTP/1.1\r\nHost: kvgate\r\n" + AUTH + b'Content-Length: 8\r\n\r\n["PI')
+        time.sleep(0.05)
+    assert call(server, ["PING"]) == (200, {"result": "PONG"})
+    assert uploads[0].closed_after(2) is not None
+    uploads[1].send(b'NG"]')  # the next one was not disturbed
+    assert timed_reply(uploads[1])[1:] == (200, {"result": "PONG"})
+    for raw in uploads:
+        raw.close()
+    # Every connection with a request being answered (streams): the newcomer gets 503.
+    streams = [Raw(server.port) for _ in range(4)]
+    for raw in streams:
+        raw.send(b"POST /subscribe/news HTTP/1.1\r\nHost: kvgate\r\n" + AUTH + b"\r\n")
+    time.sleep(0.3)
+    refused = Raw(server.port)
+    refused.send(request())
+    status, headers, body = refused.response() or (0, {}, b"")
+    assert (status, headers.get("retry-after"), headers.get("connection")) == (503, "1", "close")
+    assert json.loads(body) == {
+        "error": "ERR too many connections to this kvgate process (max_connections 4); retry shortly"
+    }
+    for raw in streams:
+        raw.close()
+    time.sleep(0.2)
     closed = metric(server, "kvgate_connections_closed_total")
     assert closed.get('reason="refused"') == 1 and closed.get('reason="displaced"', 0) >= 2, closed
 
