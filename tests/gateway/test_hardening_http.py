@@ -30,9 +30,11 @@ def serve(*args: str, nofile: int | None = None) -> KvgateServer:
 
 @pytest.fixture
 def servers() -> Iterator[list[KvgateServer]]:
-    """Servers a test starts, closed after it whatever happens."""
+    """Servers a test starts, closed after it whatever happens (its sockets first)."""
     started: list[KvgateServer] = []
     yield started
+    while Raw.opened_by_test:
+        Raw.opened_by_test.pop().close()
     for server in started:
         server.close()
 
@@ -40,8 +42,11 @@ def servers() -> Iterator[list[KvgateServer]]:
 class Raw:
     """One client connection spoken by hand: bytes out, responses in, EOF noticed."""
 
+    opened_by_test: list[Raw] = []  # closed by the ``servers`` fixture
+
     def __init__(self, port: int, timeout: float = 5.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        Raw.opened_by_test.append(self)
         self.buf = b""
         self.opened = time.monotonic()
         self.kept_alive = False  # whether the last response left the connection open
