@@ -118,7 +118,14 @@ class Connection(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._refused:
             return
-        self._server.forget(self)
+        server = self._server
+        task = self._task_handler
+        running = False
+        if task is not None and not task.done():
+            # A client that left a slow request or a stream: the drain waits for it too.
+            running = True
+            task.add_done_callback(lambda _: server.handler_ended(self))
+        server.connection_closed(self, running)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -290,6 +297,8 @@ class ConnectionServer(web.Server):
         self.error = error
         self.sync_token = sync_token
         self.open: set[Connection] = set()
+        #: Connections closed whose handler still runs (not counted in the cap: no socket).
+        self.running: set[Connection] = set()
         #: Connections without a complete request (idle, or sending headers), longest
         #: waiting first: the ones a new connection may displace at the cap.
         self.waiting: dict[Connection, None] = {}
@@ -315,7 +324,7 @@ class ConnectionServer(web.Server):
                 self.closed["refused"] += 1
                 return False
             self.closed["displaced"] += 1
-            self.forget(victim)
+            self._drop(victim)  # its place is free now; it closes in a moment
             victim.force_close()
         self.open.add(conn)
         self.waiting[conn] = None
@@ -333,11 +342,23 @@ class ConnectionServer(web.Server):
                 self.limits.max_connections,
             )
 
-    def forget(self, conn: Connection) -> None:
+    def _drop(self, conn: Connection) -> None:
         self.open.discard(conn)
         self.waiting.pop(conn, None)
         self.receiving.pop(conn, None)
-        if self.draining and not self.open:
+
+    def connection_closed(self, conn: Connection, handler_running: bool) -> None:
+        self._drop(conn)
+        if handler_running:
+            self.running.add(conn)
+        self._check_drained()
+
+    def handler_ended(self, conn: Connection) -> None:
+        self.running.discard(conn)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self.draining and not self.open and not self.running:
             self._drained.set()
 
     def refusal(self) -> bytes:
@@ -362,7 +383,7 @@ class ConnectionServer(web.Server):
         self.draining = True
         for conn in list(self.open):
             conn.begin_drain()
-        if not self.open:
+        if not self.open and not self.running:
             return True
         try:
             await asyncio.wait_for(self._drained.wait(), timeout)

@@ -236,6 +236,7 @@ def test_at_the_connection_cap_a_new_client_displaces_a_stalled_connection_or_ge
         lurkers[1].sock.recv(1)  # still open
     for raw in lurkers:
         raw.close()
+    time.sleep(0.2)  # (the server sees them go)
     # Then connections receiving a body, the one receiving longest first.
     uploads = [Raw(server.port) for _ in range(4)]
     for raw in uploads:
@@ -247,6 +248,7 @@ def test_at_the_connection_cap_a_new_client_displaces_a_stalled_connection_or_ge
     assert timed_reply(uploads[1])[1:] == (200, {"result": "PONG"})
     for raw in uploads:
         raw.close()
+    time.sleep(0.2)
     # Every connection with a request being answered (streams): the newcomer gets 503.
     streams = [Raw(server.port) for _ in range(4)]
     for raw in streams:
