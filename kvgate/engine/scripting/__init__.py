@@ -12,6 +12,8 @@ The modules, by what they do:
 * :mod:`.commands`: the command handlers (EVAL and friends, SCRIPT ...);
 * :mod:`.state`: one database's scripting in this process;
 * :mod:`.sandbox` and ``sandbox.lua``: one Lua runtime, what scripts may reach, the limits;
+* ``strings.lua``: the string functions (and ``table.sort``) the time limit can stop;
+* :mod:`.watchdog`: the thread that makes a script past its time limit stop at once;
 * :mod:`.calls`: which command ``redis.call`` names, and running it on the engine;
 * :mod:`.convert`: replies between Lua and Redis, and a script's error texts.
 
@@ -26,8 +28,15 @@ Known differences from Redis 7.0:
 * a ``-0`` argument to ``redis.call`` arrives as ``0`` (lupa hands integral numbers to
   Python as ``int``), Redis sends ``-0``;
 * an error raised by a base-library wrapper (``pairs``, ``next``, ``rawget``, ``rawset``,
-  ``setmetatable``, ``loadstring``, ``load``, ``xpcall``, ``type``, ``coroutine.*``) reached
-  through a tail call (``return pairs(nil)``) has no line: ``on =(tail call):-1``;
+  ``setmetatable``, ``loadstring``, ``load``, ``xpcall``, ``type``, ``coroutine.*``) or by
+  ``string.find``/``match``/``gmatch``/``gfind``/``gsub`` or ``table.sort`` (Lua functions
+  here, see ``strings.lua``) reached through a tail call (``return pairs(nil)``) has no
+  line: ``on =(tail call):-1``; ``string.dump`` of one of these dumps kvgate's Lua;
+* a pattern function over a long subject whose pattern could backtrack (by an estimate of
+  the C matcher's cost) runs a port of Lua's matcher in Lua: the same answers, slower; a
+  ``table.sort`` of over 100,000 elements compares in Lua (3.5 times slower), and
+  ``string.rep`` is Python (1.3 us a call);
+* coroutines a script leaves suspended are kept until it ends (the watchdog may need them);
 * inside a coroutine, an argument error of a ``redis.*`` helper or ``math.random`` names
   the function ``'?'`` and the line of the code that resumed the coroutine;
 * ``getmetatable`` of a library table is ``false`` (Redis: nil); ``error({})`` (which crashes
@@ -38,7 +47,7 @@ Known differences from Redis 7.0:
 * ``SCRIPT KILL`` always answers NOTBUSY (kvgate stops a script itself at its time limit,
   and other requests do not wait for it: the SQLite backend runs scripts on threads of
   their own); ``SCRIPT DEBUG`` is not supported;
-* kvgate limits a script's time and memory (see :mod:`.sandbox`).
+* kvgate limits a script's time and memory (see :mod:`.sandbox`), inside C functions too.
 """
 
 from __future__ import annotations

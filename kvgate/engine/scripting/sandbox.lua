@@ -4,7 +4,7 @@
 -- See sandbox.py for the Python side and the package docstring for what scripts may do.
 
 local py_call, py_pcall, py_unwrap, py_check, py_random, py_sha1, py_known, py_trampoline, py_disarm,
-  NO_ARGS, BAD_ARG, ABORTED = ...
+  py_rep, py_thread, bounded_strings, NO_ARGS, BAD_ARG, ABORTED = ...
 local INTERNAL = '=kvgate'
 
 local type, error, select, tostring, tonumber = type, error, select, tostring, tonumber
@@ -134,9 +134,9 @@ local function c_function()
     if i.source ~= INTERNAL and i.what ~= 'tail' then
       local caller = getinfo(level + 1, 'Sl')
       if caller and caller.currentline > 0 then
-        return caller.short_src .. ':' .. caller.currentline .. ': ', i.name
+        return caller.short_src .. ':' .. caller.currentline .. ': ', i.name, i.namewhat
       end
-      return '', i.name
+      return '', i.name, i.namewhat
     end
     level = level + 1
   end
@@ -151,7 +151,11 @@ local function located(msg)  -- luaL_error
 end
 
 local function bad_arg(i, msg)  -- luaL_argerror
-  local where, name = c_function()
+  local where, name, namewhat = c_function()
+  if namewhat == 'method' then  -- ('x'):rep(): self is not counted
+    i = i - 1
+    if i == 0 then return false, where .. format("calling '%s' on bad self (%s)", name, msg) end
+  end
   return false, where .. format("bad argument #%d to '%s' (%s)", i, name or '?', msg)
 end
 
@@ -253,6 +257,37 @@ end
 local math_real = copy(math)
 math_real.random = builtin(helpers.random)
 math_real.randomseed = builtin(helpers.randomseed)
+
+-- String functions the time limit can stop (strings.lua; string.rep is Python's, so that
+-- string.rep('', 2^53) and a result past the memory limit answer at once).  They stand
+-- for C functions: coroutine.create refuses them as it refuses string.find in Redis.
+local stands_for_c = setmetatable({}, {__mode = 'k'})
+do
+  local bounded = bounded_strings(INTERNAL, builtins, raw_getmetatable)
+  string.find, string.match, string.gsub = bounded.find, bounded.match, bounded.gsub
+  string.gmatch, string.gfind = bounded.gmatch, bounded.gmatch
+  table.sort = bounded.sort
+  for _, f in next, {bounded.find, bounded.match, bounded.gsub, bounded.gmatch, bounded.sort} do
+    stands_for_c[f] = true
+  end
+  string.rep = py_rep
+  builtins[py_rep] = true
+end
+
+-- string.rep's arguments as luaL_checklstring and luaL_checkinteger read them: true, the
+-- string, the count (a number), or false, the error.
+function helpers.rep_args(...)
+  local n, s, count = select('#', ...), ...
+  local ts = type(s)
+  if ts == 'number' then
+    s = tostring(s)
+  elseif ts ~= 'string' then
+    return bad_arg(1, 'string expected, got ' .. got(n, 1, s))
+  end
+  local c = (type(count) == 'number' or type(count) == 'string') and tonumber(count)
+  if not c then return bad_arg(2, 'number expected, got ' .. got(n, 2, count)) end
+  return true, s, c
+end
 
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
@@ -361,14 +396,28 @@ local function resumed(ok, ...)
 end
 
 -- A new coroutine has no hook (Lua 5.1 keeps hook functions per thread): its body sets it.
-local raw_create, raw_wrap = coroutine.create, coroutine.wrap
+-- While it may run, the watchdog knows it (sandbox.py: it makes the hook of every thread of
+-- a script past its time limit fire at once); 'live' keeps it alive until the watchdog has
+-- forgotten it: when it returns, or when the script ends (api.forget_threads).
+local raw_create, raw_wrap, running = coroutine.create, coroutine.wrap, coroutine.running
+local live = {}
+
+local function finished(co, ...)
+  py_thread(tostring(co), true)
+  live[co] = nil
+  return ...
+end
+
 local function hooked(f)
-  if type(f) ~= 'function' or getinfo(f, 'S').what == 'C' then
+  if type(f) ~= 'function' or stands_for_c[f] or getinfo(f, 'S').what == 'C' then
     arg_error(2, 1, 'Lua function expected')
   end
   return function(...)
     sethook(hook, '', COUNT)
-    return f(...)
+    local co = running()
+    live[co] = true
+    py_thread(tostring(co), false)
+    return finished(co, f(...))
   end
 end
 
@@ -413,7 +462,14 @@ end
 -- The error handler: Redis's __redis__err__handler, skipping kvgate's own frames.
 local function user_frame(level)
   local i = getinfo(level, 'nSl')
-  while i and i.source == INTERNAL do
+  while i do
+    if i.source ~= INTERNAL then
+      -- a C function kvgate's code called (error() in a wrapper, C gsub under string.gsub)
+      -- is kvgate's too; one the script called is the script's
+      if i.what ~= 'C' then break end
+      local caller = getinfo(level + 1, 'S')
+      if not caller or caller.source ~= INTERNAL then break end
+    end
     level = level + 1
     i = getinfo(level, 'nSl')
   end
@@ -483,6 +539,12 @@ function api.idle()
   current_env = nil
   sethook(hook, '', COUNT)
 end
+
+function api.forget_threads()  -- after the watchdog has: the coroutines may go
+  live = {}
+end
+
+api.rep_args = helpers.rep_args
 
 -- Error details as luaExtractErrorInformation reads them.
 function api.error_info(e)

@@ -17,15 +17,36 @@ database by its :class:`Limits`:
 
 * time: a script running longer than ``time_limit_ms`` (default 5000 ms) is aborted
   with ``ERR script timed out after 5000 ms and was aborted (kvgate's script time limit)``,
-  even through ``pcall``.  Writes it made before stay applied, as for any script error.  The
-  check runs every 100,000 Lua instructions and at each ``redis.call``; a single long C call
-  (a huge ``string.rep``, a pathological pattern) is not interrupted.
+  even through ``pcall``.  Writes it made before stay applied, as for any script error.
+  The count hook checks the time every 100,000 Lua instructions and before each
+  ``redis.call``; once the deadline has passed, the watchdog thread (:mod:`.watchdog`)
+  makes it check at the very next instruction (within 10 ms, coroutines included), since
+  100,000 instructions on long strings can take minutes.  What runs in one piece, a C
+  function or one instruction, is kept short instead of interrupted:
+
+  - ``string.find``/``match``/``gmatch``/``gsub`` call C only when an estimate of the
+    matcher's steps stays under 10^7 (at most ~80 ms); past it a port of Lua's matcher in
+    Lua runs, with the same results and errors, which the hook can stop (``strings.lua``);
+    a plain find past 2^30 compared bytes runs window by window;
+  - ``string.rep`` (Python) refuses a result past the memory limit at once, and a count of
+    2^31 empty strings takes no time; ``table.sort`` past 100,000 elements compares in Lua;
+  - every other C function and instruction is linear in its operands, which the memory
+    limit bounds: at the default 256 MiB, measured at most 0.54 s (``loadstring`` of a
+    200 MB source) and 0.19 s (``upper``, ``format('%q')`` or ``..`` on 120 MB); one
+    ``redis.call`` runs to its end.
+
+  So a script stops within about 10 ms of its limit, plus what is left of the call under
+  way then (at most ~80 ms for a pattern function, ~0.5 s for the largest strings the
+  memory limit allows).  Measured at a 100 ms limit: the backtracking pattern of issue 15
+  (``string.find(string.rep("a", 200), string.rep("a*", 4) .. "b")``, 35 s in C) stops at
+  104 ms; a loop comparing two 10 MB strings (9.7 s) at 103 ms, in a coroutine at 101 ms.
 * memory: a script's Lua code may have ``memory_limit`` bytes (default 256 MiB, per
   runtime, garbage not yet collected included); a script needing more fails with ``ERR
   script ran out of memory and was aborted (kvgate's script memory limit is 256 MiB)``
   unless it catches the error with ``pcall``.  The limit is lifted while Python runs (lupa's
   API does not survive a failed allocation) and put back by the count hook; in between a
-  script may take :data:`PUSH_SLACK` (1 MiB) more.
+  script may take :data:`PUSH_SLACK` (1 MiB) more.  ``string.rep``, being Python, checks
+  its result's size against the limit itself.
 
 A runtime must not be entered by two threads at once: each thread of a database gets its
 own (see :class:`~kvgate.engine.scripting.state.Scripting`).
@@ -33,6 +54,7 @@ own (see :class:`~kvgate.engine.scripting.state.Scripting`).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import OrderedDict
@@ -46,6 +68,7 @@ from lupa import lua51
 from kvgate import error_texts as errors
 from kvgate.engine.scripting.calls import dispatch, is_status, resolve
 from kvgate.engine.scripting.convert import lua_arg, lua_error_text, script_error, to_reply
+from kvgate.engine.scripting.watchdog import WATCHDOG, Watch, main_state
 from kvgate.engine.storage import Txn
 from kvgate.errors import ReplyError
 from kvgate.protocol import Reply
@@ -53,6 +76,8 @@ from kvgate.scripts import Shebang, parse_shebang, sha1_hex
 
 #: The Lua half of the sandbox, run once per runtime as chunk ``=kvgate``.
 BOOTSTRAP = files(__package__).joinpath("sandbox.lua").read_bytes()
+#: String functions the time limit can stop, handed to the bootstrap (also ``=kvgate``).
+STRINGS = files(__package__).joinpath("strings.lua").read_bytes()
 INTERNAL_SOURCE = b"=kvgate"
 
 #: Bytes a script may allocate beyond the memory limit between a call into Python and the
@@ -87,6 +112,9 @@ class _Run:
     timed_out: bool = False
     failure: Exception | None = None
     out_of_memory: bool = False
+    #: string.rep refused a result past the memory limit: an uncaught "not enough memory"
+    #: is then the memory limit's error (Python cannot raise Lua's own memory error).
+    memory_refused: bool = False
 
     def expired(self) -> bool:
         """Whether the script must stop (checked at each hook and each redis.call)."""
@@ -212,6 +240,40 @@ class _Callbacks:
     def disarm(self) -> None:
         self.box.armed = False
 
+    def rep(self, *args: Any) -> bytes:
+        """string.rep: C's loops ``count`` times even for an empty string (2^31 times is
+        6 s in one C call) and builds its result in one C call; here a result past the
+        memory limit is refused before it is made."""
+        box = self.box
+        if len(args) >= 2 and type(args[0]) is bytes and type(args[1]) is int:
+            text, count = args[0], args[1]
+        else:
+            outcome = box.api.rep_args(*args)
+            if not outcome[0]:
+                raise _Raise(outcome[1])
+            text, count = outcome[1], outcome[2]
+        count = _c_int(_lua_integer(count))  # luaL_checkint: 2^32 + 3 repeats 3 times
+        if count <= 0 or not text:
+            return b""
+        limit = box.limits.memory_limit
+        if limit and box.lua.get_memory_used() + len(text) * count > limit:
+            return self._refuse()
+        try:
+            return text * count
+        except (MemoryError, OverflowError):
+            return self._refuse()
+
+    def _refuse(self) -> bytes:
+        if self.box.run is not None:
+            self.box.run.memory_refused = True
+        raise _Raise(b"not enough memory")
+
+    def thread(self, text: bytes, done: bool) -> None:
+        """A coroutine of the running script starts or returns (see the watchdog)."""
+        watch = self.box.watch
+        if watch is not None:
+            WATCHDOG.thread(watch, text, done)
+
     def random(self, seed: int | None = None) -> float | None:
         if seed is not None:
             self.rng.seed(seed)
@@ -243,11 +305,18 @@ class LuaSandbox:
             max_memory=0,  # counted, not limited: see set_limit()
         )
         self.run: _Run | None = None
+        self.watch: Watch | None = None  # the watchdog's view of the script running now
         self.armed = False  # a script runs: the hook may arm the memory limit
         self.inside = 0  # depth of calls into Python
         self._limit: int | None = None
         self.scripts: OrderedDict[str, Script] = OrderedDict()
         callbacks = _Callbacks(self)
+        self.lua.execute("kvgate_probe = coroutine.create(function() end)")  # alive meanwhile
+        probe = self.lua.eval("tostring(kvgate_probe)")
+        self.state = main_state(self.lua, probe) if WATCHDOG.available() else None
+        self.lua.execute("kvgate_probe = nil")
+        if self.state is None:
+            _warn_no_watchdog()
         loader = self.lua.eval("function(src, name) return assert(loadstring(src, name)) end")
         self.api = loader(BOOTSTRAP, INTERNAL_SOURCE)(
             _Builtin(self, callbacks.call),
@@ -259,6 +328,9 @@ class LuaSandbox:
             callbacks.known,
             lambda helper: _Trampoline(self, helper),
             _Builtin(self, callbacks.disarm),
+            _Builtin(self, callbacks.rep),
+            _Builtin(self, callbacks.thread),
+            loader(STRINGS, INTERNAL_SOURCE),
             errors.LUA_NO_ARGS.encode(),
             errors.LUA_BAD_ARG.encode(),
             errors.SCRIPT_ABORTED.encode(),
@@ -325,18 +397,21 @@ class LuaSandbox:
         run = _Run(t, ro or script.shebang.no_writes, time.monotonic() + limits.time_limit_ms / 1000)
         keys_table, argv_table = self.lua.table_from(list(keys)), self.lua.table_from(list(argv))
         self.run, self.armed = run, True
+        self.watch = watch = WATCHDOG.watch(self.state, run.deadline) if self.state is not None else None
         self.set_limit(limits.memory_limit)
         try:
             outcome = self.api.run(script.function, keys_table, argv_table)
         except lua51.LuaError as exc:  # aborted outside the script's own xpcall
             outcome = (False, False, str(exc).encode())
         finally:
-            self.run, self.armed = None, False
+            if watch is not None:
+                WATCHDOG.unwatch(watch)  # first: the watchdog must not touch what goes next
+            self.run, self.armed, self.watch = None, False, None
             self.set_limit(None)
         try:
             return self._reply(run, script.sha, outcome)
         finally:
-            self._settle(run)
+            self._settle(run, watch)
 
     def _reply(self, run: _Run, sha: str, outcome: tuple[Any, ...]) -> Reply:
         if run.failure is not None:
@@ -346,16 +421,21 @@ class LuaSandbox:
         if outcome[0]:
             return to_reply(outcome[1], outcome[2])
         is_table, msg, source, line = (*outcome[1:], None, None, None)[:4]
-        if not is_table and msg == b"not enough memory":
+        if (not is_table and msg == b"not enough memory") or (
+            run.memory_refused and msg == b"ERR not enough memory"
+        ):
             run.out_of_memory = True
             return ReplyError(errors.script_out_of_memory(self.limits.memory_limit))
         return script_error(sha, is_table, msg, source, line)
 
-    def _settle(self, run: _Run) -> None:
-        """After an abort the hook fires on every instruction: back to normal.  Lua 5.1 has
-        no emergency collection: collect the garbage of a big script now."""
-        if run.timed_out or run.failure is not None:
+    def _settle(self, run: _Run, watch: Watch | None) -> None:
+        """After an abort (or a poke of the watchdog) the hook fires on every instruction:
+        back to normal; the coroutines the watchdog knew may go.  Lua 5.1 has no emergency
+        collection: collect the garbage of a big script now."""
+        if run.timed_out or run.failure is not None or (watch is not None and watch.poked):
             self.api.idle()
+        if watch is not None and watch.started_threads:
+            self.api.forget_threads()
         if run.out_of_memory or self.lua.get_memory_used() > self.limits.memory_limit // 2:
             self.lua.gccollect()
 
@@ -395,6 +475,31 @@ class LuaSandbox:
         """``luaPushError`` plus the ``ignore_error_stats_update`` mark Redis adds."""
         return self.lua.table_from(
             {b"err": lua_error_text(text.encode()), b"ignore_error_stats_update": True}
+        )
+
+
+def _lua_integer(count: float) -> int:
+    """``(lua_Integer) count`` as C casts it on x86-64 (out of range: the lowest integer)."""
+    if count != count or not -(2**63) <= count < 2**63:
+        return -(2**63)
+    return int(count)
+
+
+def _c_int(value: int) -> int:
+    """``(int) value``: its low 32 bits, signed."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+_warned: list[bool] = []
+
+
+def _warn_no_watchdog() -> None:
+    if not _warned:
+        _warned.append(True)
+        logging.getLogger("kvgate.scripting").warning(
+            "scripts: cannot reach this lupa's Lua state; the time limit is checked every "
+            "100,000 Lua instructions only (a loop of slow instructions may overrun it)"
         )
 
 
