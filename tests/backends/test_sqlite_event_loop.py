@@ -89,7 +89,7 @@ async def test_a_read_only_tokens_looping_script_does_not_delay_a_concurrent_get
         400,
         "ERR script timed out after 1500 ms and was aborted (kvgate's script time limit)",
     )
-    assert worst < 0.2, f"a GET waited {worst * 1000:.0f} ms behind a script"
+    assert worst < 0.5, f"a GET waited {worst * 1000:.0f} ms behind a script"
     assert answered > 10
 
 
