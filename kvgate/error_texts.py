@@ -132,6 +132,8 @@ SCRIPT_FLUSH_MODE = "ERR SCRIPT FLUSH only support SYNC|ASYNC option"
 SHEBANG_INVALID = "ERR Invalid script shebang"
 SHEBANG_INVALID_ENGINE = "ERR Invalid engine in script shebang"
 #: redis.call / redis.pcall (the Lua side raises the first two as well).
+#: Lua's own message when an allocation fails (lua_error with LUA_ERRMEM).
+LUA_OUT_OF_MEMORY = "not enough memory"
 LUA_NO_ARGS = "Please specify at least one argument for this redis lib call"
 LUA_BAD_ARG = "Lua redis lib command arguments must be strings or integers"
 LUA_OUTSIDE_SCRIPT = "ERR redis.call/pcall can only be called inside a script invocation"

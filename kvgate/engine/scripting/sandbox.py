@@ -266,7 +266,7 @@ class _Callbacks:
     def _refuse(self) -> bytes:
         if self.box.run is not None:
             self.box.run.memory_refused = True
-        raise _Raise(b"not enough memory")
+        raise _Raise(errors.LUA_OUT_OF_MEMORY.encode())
 
     def thread(self, text: bytes, done: bool) -> None:
         """A coroutine of the running script starts or returns (see the watchdog)."""
@@ -421,8 +421,8 @@ class LuaSandbox:
         if outcome[0]:
             return to_reply(outcome[1], outcome[2])
         is_table, msg, source, line = (*outcome[1:], None, None, None)[:4]
-        if (not is_table and msg == b"not enough memory") or (
-            run.memory_refused and msg == b"ERR not enough memory"
+        if (not is_table and msg == errors.LUA_OUT_OF_MEMORY.encode()) or (
+            run.memory_refused and msg == errors.err(errors.LUA_OUT_OF_MEMORY).encode()
         ):
             run.out_of_memory = True
             return ReplyError(errors.script_out_of_memory(self.limits.memory_limit))
