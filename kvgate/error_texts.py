@@ -418,3 +418,23 @@ def dynamodb_unreachable(detail: object, applied: str) -> str:
 
 def dynamodb_cancelled(reasons: str) -> str:
     return f"ERR dynamodb cancelled the transaction ({reasons}); nothing was changed"
+
+
+# --- kvgate's own texts: browsers, response formats, the console (issue 12) --------------
+
+RESP2_WITH_BASE64 = (
+    "ERR Upstash-Response-Format: resp2 cannot be combined with Upstash-Encoding: base64 "
+    "(RESP2 carries the raw bytes already)"
+)
+
+
+def response_format_unknown(value: str) -> str:
+    return f"ERR unknown Upstash-Response-Format {value[:64]!r}: expected json or resp2"
+
+
+def cors_origin_refused(origin: str) -> str:
+    return f"ERR origin {origin[:200]!r} may not call this database from a browser (its cors_origins setting)"
+
+
+CONSOLE_OFF = "ERR the web console is turned off (the console setting)"
+CONSOLE_NO_FILE = "ERR no such console file"
