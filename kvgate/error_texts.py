@@ -249,6 +249,20 @@ def backend_timeout(seconds: float) -> str:
     return f"ERR backend did not answer within {seconds:g}s; the command may or may not have been applied"
 
 
+# --- Redis Cluster (kvgate.adapters.redis_cluster) -----------------------------------
+
+#: Redis Cluster's own text: a command's (or a transaction's) keys in several hash slots.
+CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
+
+
+def cluster_not_in_transaction(fullname: str) -> str:
+    """A command kvgate fans out over every primary (DBSIZE, KEYS...) inside /multi-exec."""
+    return (
+        f"ERR command '{fullname}' runs on every node of a Redis Cluster and cannot be part "
+        "of a transaction, which runs on one node"
+    )
+
+
 # --- kvgate's own texts: scripts ---------------------------------------------------
 
 #: What the count hook raises inside Lua to stop a script (the client sees why instead).

@@ -8,7 +8,8 @@ transaction is written as one contiguous MULTI ... EXEC block.
 A request whose caller gives up (timeout, cancellation) stays in the reply queue so
 that its replies are consumed and never handed to the next request on the connection.
 
-When Redis goes away each connection slot reconnects with jittered exponential backoff;
+When Redis goes away each connection slot reconnects with jittered exponential backoff
+(:class:`kvgate.adapters.redis_pool.NodePool`, shared with the cluster backend);
 meanwhile requests fail fast with :class:`BackendUnavailable` (HTTP 503).  A bound on
 commands in flight turns overload into :class:`BackendOverloaded` (503) instead of an
 unbounded queue.
@@ -35,7 +36,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
 import ssl
 import weakref
 from collections import deque
@@ -50,6 +50,7 @@ from redis.connection import parse_url
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.redis_pool import GiveUp, NodePool
 from kvgate.adapters.redis_pubsub import RedisSubscription
 from kvgate.adapters.resp_skim import RespError, Skimmer
 from kvgate.commands import CommandTable, default_table, entries_from_reply
@@ -97,7 +98,7 @@ CONFINED_POOL_SIZE = 2
 _LIVE: weakref.WeakSet[RedisBackend] = weakref.WeakSet()
 
 
-class _NotConfined(Exception):
+class _NotConfined(GiveUp):
     """A connection that cannot be confined to its database; the text says why."""
 
 
@@ -299,6 +300,43 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
 
+def tls_context(url_scheme_tls: bool, cert_reqs: str | None) -> ssl.SSLContext | None:
+    """The TLS context of a ``rediss://`` URL (``ssl_cert_reqs=none``: no verification)."""
+    if not url_scheme_tls:
+        return None
+    context = ssl.create_default_context()
+    if cert_reqs in ("none", "optional"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_connection(
+    address: tuple[str, str | int],
+    tls: ssl.SSLContext | None,
+    commands: list[Args],
+    timeout: float,
+) -> tuple[_Connection, list[Reply]]:
+    """A multiplexed connection to ``address`` (``("unix", path)`` or ``(host, port)``)
+    and the replies to ``commands`` (AUTH, SELECT...), sent in one round trip; the
+    connection is dropped when it fails, and the caller checks the replies."""
+    loop = asyncio.get_running_loop()
+    host, port = address
+    if host == "unix":
+        connect = loop.create_unix_connection(lambda: _Connection(loop), str(port))
+    else:
+        connect = loop.create_connection(lambda: _Connection(loop), host, int(port), ssl=tls)
+    _, conn = await asyncio.wait_for(connect, timeout)
+    if not commands:
+        return conn, []
+    try:
+        replies = await asyncio.wait_for(conn.submit(resp.encode_many(commands), len(commands)), timeout)
+    except BaseException:
+        conn.abort()
+        raise
+    return conn, replies
+
+
 class RedisBackend(Backend):
     kind = "redis"
 
@@ -311,17 +349,14 @@ class RedisBackend(Backend):
         self._params = params
         self._commands = default_table()
         self._target = self._describe(url)
-        self._conns: list[_Connection] = []
+        self._pool = NodePool(
+            lambda: self._open(), self.pool_size, self._target, on_reconnect=self._relearn_commands
+        )
+        self._confined_pool: NodePool | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0
-        self._last_error = "not connected yet"
         self._closing = False
-        self._ssl: ssl.SSLContext | None = None
-        if urlsplit(url).scheme == "rediss":
-            self._ssl = ssl.create_default_context()
-            if params.get("ssl_cert_reqs") in ("none", "optional"):
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
+        self._ssl = tls_context(urlsplit(url).scheme == "rediss", params.get("ssl_cert_reqs"))
         self._handshake = self._handshake_commands(params)
         self._pubsub_client: redis.asyncio.Redis | None = None
         self._db = int(params.get("db") or 0)
@@ -331,7 +366,6 @@ class RedisBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Scripts on a server shared with another database: see the module docstring.
         self._shared_with: list[str] = []  # the other databases' targets
-        self._confined: list[_Connection] = []
         self._confined_user, self._confinement = self._confinement_commands(params, self._db)
         self._confinement_settled: asyncio.Future[None] | None = None
         self._scripts_refused: str | None = None  # why kvgate could not confine them
@@ -347,6 +381,18 @@ class RedisBackend(Backend):
     @property
     def commands(self) -> CommandTable:
         return self._served
+
+    @property
+    def _conns(self) -> list[_Connection]:
+        return self._pool.conns
+
+    @property
+    def _confined(self) -> list[_Connection]:
+        return self._confined_pool.conns if self._confined_pool is not None else []
+
+    @property
+    def _last_error(self) -> str:
+        return self._pool.last_error
 
     def _refresh_table(self) -> None:
         """The table served: the server's, with the refusals of a shared server."""
@@ -406,14 +452,10 @@ class RedisBackend(Backend):
 
     # -- lifecycle
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        first = loop.create_future()
-        for slot in range(self.pool_size):
-            self._tasks.append(asyncio.create_task(self._maintain(slot, first)))
+        self._loop = asyncio.get_running_loop()
+        self._pool.start()
         self._tasks.append(asyncio.create_task(self._watch_timeouts()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(first), self.connect_timeout)
+        await self._pool.wait_first(self.connect_timeout)
         if self._conns:
             await self._learn_commands()
         else:
@@ -473,8 +515,15 @@ class RedisBackend(Backend):
             return
         assert self._loop is not None
         self._confinement_settled = self._loop.create_future()
-        for slot in range(min(CONFINED_POOL_SIZE, self.pool_size)):
-            self._tasks.append(asyncio.create_task(self._maintain(slot, None, confined=True)))
+        self._confined_pool = NodePool(
+            lambda: self._open(confined=True),
+            min(CONFINED_POOL_SIZE, self.pool_size),
+            self._target,
+            reports=False,  # the main pool reports outages
+            on_open=self._confined_ok,
+            on_give_up=self._refuse_scripts,  # ends the slot for good
+        )
+        self._confined_pool.start()
 
     def _confined_ok(self) -> None:
         if self._confinement_settled is not None and not self._confinement_settled.done():
@@ -512,10 +561,9 @@ class RedisBackend(Backend):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for conn in (*self._conns, *self._confined):
-            conn.abort()
-        self._conns.clear()
-        self._confined.clear()
+        await self._pool.close()
+        if self._confined_pool is not None:
+            await self._confined_pool.close()
         if self._pubsub_client is not None:
             await self._pubsub_client.aclose()
 
@@ -545,29 +593,11 @@ class RedisBackend(Backend):
     async def _open(self, confined: bool = False) -> _Connection:
         """A connection, authenticated and on its database; ``confined``: then switched to
         the confined user, or :class:`_NotConfined` when that fails."""
-        loop = asyncio.get_running_loop()
-        params = self._params
-        if "path" in params:
-            connect = loop.create_unix_connection(lambda: _Connection(loop), params["path"])
-        else:
-            connect = loop.create_connection(
-                lambda: _Connection(loop),
-                params.get("host", "localhost"),
-                int(params.get("port", 6379)),
-                ssl=self._ssl,
-            )
-        _, conn = await asyncio.wait_for(connect, self.connect_timeout)
         # One round trip: should a step fail, the next ones are harmless (AUTH fails, the
         # probe selects the connection's own database) and the connection is dropped.
         commands = self._handshake + (self._confinement if confined else [])
+        conn, replies = await open_connection(self._server, self._ssl, commands, self.connect_timeout)
         if commands:
-            try:
-                replies = await asyncio.wait_for(
-                    conn.submit(resp.encode_many(commands), len(commands)), self.connect_timeout
-                )
-            except BaseException:
-                conn.abort()
-                raise
             for reply in replies[: len(self._handshake)]:
                 if isinstance(reply, ReplyError):
                     conn.abort()
@@ -588,49 +618,9 @@ class RedisBackend(Backend):
                     raise _NotConfined(why)
         return conn
 
-    async def _maintain(self, slot: int, first: asyncio.Future[None] | None, confined: bool = False) -> None:
-        """Keep one connection slot open; ``first`` is set once a first attempt ended.  A
-        confined slot (for scripts) stays quiet about outages, which the others report,
-        and ends for good when its connection cannot be confined."""
-        pool = self._confined if confined else self._conns
-        reports = slot == 0 and not confined
-        delay = 0.05
-        while not self._closing:
-            try:
-                conn = await self._open(confined)
-            except _NotConfined as exc:
-                self._refuse_scripts(str(exc))
-                return
-            except (TimeoutError, OSError, ReplyError, BackendUnavailable) as exc:
-                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if message != self._last_error and reports:
-                    log.warning("cannot connect to redis at %s: %s", self._target, message)
-                if not confined:
-                    self._last_error = message
-                if first is not None and slot == 0 and not first.done():
-                    first.set_result(None)  # start() need not wait: we answer 503 meanwhile
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 2.0)
-                continue
-            reconnected = delay > 0.05
-            if reports and reconnected:
-                log.info("connected to redis at %s", self._target)
-            delay = 0.05
-            pool.append(conn)
-            if confined:
-                self._confined_ok()
-            elif first is not None and not first.done():
-                first.set_result(None)
-            elif reports and reconnected:  # the server may have changed (upgraded, a module loaded)
-                self._tasks.append(asyncio.create_task(self._learn_commands()))
-            try:
-                await conn.closed
-            finally:
-                if conn in pool:
-                    pool.remove(conn)
-            if not self._closing and not confined:
-                self._last_error = "connection lost"
-                log.warning("lost connection %d to redis at %s; reconnecting", slot, self._target)
+    def _relearn_commands(self) -> None:
+        """Back after an outage: the server may have changed (upgraded, a module loaded)."""
+        self._tasks.append(asyncio.create_task(self._learn_commands()))
 
     async def _watch_timeouts(self) -> None:
         loop = asyncio.get_running_loop()
@@ -638,28 +628,20 @@ class RedisBackend(Backend):
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
             now = loop.time()
-            for conn in [*self._conns, *self._confined]:
-                # A connection that has not answered for long is presumed dead (a
-                # partition gives no RST): drop it so its slot reconnects.
-                if conn.expire(now, timeout) > 3 * timeout:
-                    log.warning("redis connection silent for %.0fs; reconnecting", 3 * timeout)
-                    conn.abort()
+            self._pool.expire(now, timeout)
+            if self._confined_pool is not None:
+                self._confined_pool.expire(now, timeout)
 
     # -- requests
     def _pick(self, confined: bool) -> _Connection:
-        conns = self._confined if confined else self._conns
-        if not conns:
+        pool = self._confined_pool if confined else self._pool
+        conn = pool.pick() if pool is not None else None
+        if conn is None:
             detail = (
                 "no connection confined to this database for scripts yet" if confined else self._last_error
             )
             raise BackendUnavailable(error_texts.backend_unavailable(detail))
-        if len(conns) == 1:
-            return conns[0]
-        best = conns[0]
-        for conn in conns[1:]:
-            if len(conn.pending) < len(best.pending):
-                best = conn
-        return best
+        return conn
 
     async def _run(
         self, payload: bytes, expected: int, weight: int, confined: bool = False, limit: int = UNLIMITED
@@ -670,8 +652,6 @@ class RedisBackend(Backend):
         if self._inflight >= self.settings.max_inflight:
             raise BackendOverloaded(error_texts.BACKEND_OVERLOADED)
         conn = self._pick(confined)
-        if not conn.is_open:
-            raise BackendUnavailable(error_texts.backend_unavailable(self._last_error))
         self._inflight += weight
         try:
             return await conn.submit(payload, expected, limit)
