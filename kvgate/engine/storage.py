@@ -17,6 +17,8 @@ Collections keep one row per element, a :class:`Member`: ``(member, value, score
 * sorted set: ``member`` = element, ``score`` = score, ``value`` empty
 * list: ``score`` = position (a float, ordered), ``member`` = the position packed by the
   engine (unique per element), ``value`` = element
+* document (``KeyType.JSON``): no members; ``Key.value`` is the whole document, serialized
+  (a store keeps ``value`` for any type, as for strings)
 
 Ordering contracts the engine relies on:
 
@@ -47,6 +49,8 @@ class KeyType(IntEnum):
     SET = 2
     ZSET = 3
     HASH = 4
+    #: A document (JSON.*): ``Key.value`` holds it whole, serialized; no members.
+    JSON = 5
 
     @property
     def redis_name(self) -> bytes:
@@ -63,8 +67,9 @@ _TYPE_NAMES = {
     KeyType.SET: b"set",
     KeyType.ZSET: b"zset",
     KeyType.HASH: b"hash",
+    KeyType.JSON: b"ReJSON-RL",
 }
-_BY_NAME = {v: k for k, v in _TYPE_NAMES.items()}
+_BY_NAME = {v.lower(): k for k, v in _TYPE_NAMES.items()}
 
 
 @dataclass(slots=True)
@@ -75,7 +80,7 @@ class Key:
     name: bytes
     type: KeyType
     expire_at: int | None  # ms since the epoch
-    value: bytes | None  # strings only
+    value: bytes | None  # strings, and documents (their JSON)
     ref: object = None
 
 
