@@ -18,15 +18,17 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from kvgate import error_texts
-from kvgate.adapters import open_backend
-from kvgate.config import Config
+from kvgate import error_texts, logs
+from kvgate.adapters import Backend, open_backend
+from kvgate.config import Config, DatabaseConfig
 from kvgate.connections import ConnectionServer, Limits
+from kvgate.cors import CorsPolicy
 from kvgate.database import Access, Database
 from kvgate.errors import (
     BadRequest,
     BrokenBody,
     ClientGone,
+    Forbidden,
     GatewayError,
     MethodNotAllowed,
     NotFound,
@@ -42,6 +44,7 @@ from kvgate.protocol import (
     parse_command,
     parse_commands,
     path_args,
+    resp2,
     result_encoder,
 )
 from kvgate.reply_limit import ReplyTooLarge
@@ -74,6 +77,9 @@ ENDPOINT_METHODS = {
 }
 OPS_ENDPOINTS = ("health", "metrics")  # under /_kvgate/, no token
 OPS_PREFIX = "/_kvgate/"
+#: The web console (kvgate/console/): HTML for people, not part of the REST API.
+CONSOLE = "console"
+RESP2_TYPE = "application/octet-stream"
 
 
 class Gateway:
@@ -83,6 +89,9 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.databases: list[tuple[str, Database]] = []
+        #: Each database's configuration and CORS policy, by database name.
+        self.configs: dict[str, DatabaseConfig] = {}
+        self.cors: dict[str, CorsPolicy | None] = {}
         self.shutting_down = False
         self._sync = itertools.count(1)
         self._sync_prefix = f"{os.getpid():x}-{int(time.time() * 1000):x}-"
@@ -94,8 +103,52 @@ class Gateway:
             backend = open_backend(db.backend, db.backend_settings)
             await backend.start()
             self.databases.append((db.path, Database(db.name, backend, db.tokens, db.read_only_tokens)))
+            self.configs[db.name] = db
+            self.cors[db.name] = CorsPolicy.of(db.cors_origins)
         # Longest base path first, so /db/a/b wins over /db/a.
         self.databases.sort(key=lambda item: len(item[0]), reverse=True)
+
+    async def reload(self, config: Config) -> list[Backend]:
+        """Serve ``config``'s databases from now on (SIGHUP).  A database whose backend and
+        backend settings are unchanged keeps its backend and its requests in flight, with
+        its new tokens and CORS origins; a new or changed one gets a backend opened here
+        (if one fails to start, nothing changes and the error is raised).  Returns the
+        backends no longer served, for the caller to close once their requests are done.
+        Server settings read per request (``max_body_bytes``, ``max_batch_commands``,
+        ``access_log``, ``console``) apply at once."""
+        current = {database.name: database for _, database in self.databases}
+        opened: list[Backend] = []
+        served: list[tuple[str, Database]] = []
+        try:
+            for db in config.databases:
+                old = current.get(db.name)
+                old_config = self.configs.get(db.name)
+                if (
+                    old is not None
+                    and old_config is not None
+                    and (old_config.backend, old_config.backend_settings) == (db.backend, db.backend_settings)
+                ):
+                    database = Database(db.name, old.backend, db.tokens, db.read_only_tokens)
+                    database.scripts = old.scripts  # the SHA1s it has seen
+                else:
+                    backend = open_backend(db.backend, db.backend_settings)
+                    opened.append(backend)
+                    await backend.start()
+                    database = Database(db.name, backend, db.tokens, db.read_only_tokens)
+                served.append((db.path, database))
+        except BaseException:
+            for backend in opened:
+                await backend.close()
+            raise
+        kept = {id(database.backend) for _, database in served}
+        retired = [d.backend for d in current.values() if id(d.backend) not in kept]
+        served.sort(key=lambda item: len(item[0]), reverse=True)
+        self.databases = served
+        self.configs = {db.name: db for db in config.databases}
+        self.cors = {db.name: CorsPolicy.of(db.cors_origins) for db in config.databases}
+        self.config = config
+        logs.set_access_log(config.access_log)
+        return retired
 
     def begin_shutdown(self) -> None:
         self.shutting_down = True  # health answers 503; SSE streams end
@@ -176,13 +229,46 @@ class Gateway:
             return "command"
         return endpoint
 
+    @staticmethod
+    def wants_resp2(request: web.BaseRequest, base64: bool) -> bool:
+        """``Upstash-Response-Format``: ``json`` (the default) or ``resp2``; anything else,
+        or resp2 with base64, is a 400."""
+        value = request.headers.get("Upstash-Response-Format")
+        if value is None:
+            return False
+        wanted = value.strip().lower()
+        if wanted == "json":
+            return False
+        if wanted != "resp2":
+            raise BadRequest(error_texts.response_format_unknown(value))
+        if base64:
+            raise BadRequest(error_texts.RESP2_WITH_BASE64)
+        return True
+
+    def raw(self, body: bytes, status: int = 200) -> web.StreamResponse:
+        headers = {"Content-Type": RESP2_TYPE, "Upstash-Sync-Token": self.sync_token()}
+        if len(body) >= STREAM_AFTER:
+            return SlicedBody(body, status, headers)
+        return web.Response(body=body, status=status, headers=headers)
+
+    def preflight(
+        self, request: web.BaseRequest, origin: str, policy: CorsPolicy | None, allowed: tuple[str, ...]
+    ) -> web.StreamResponse:
+        """A CORS preflight (kvgate/cors.py): 204 for an allowed origin, else 403."""
+        if policy is None or not policy.allows(origin):
+            raise Forbidden(error_texts.cors_origin_refused(origin))
+        headers = policy.preflight_headers(origin, allowed)
+        headers["Upstash-Sync-Token"] = self.sync_token()
+        return web.Response(status=204, headers=headers)
+
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
         if path.startswith(OPS_PREFIX):
             return await self.handle_ops(request, path[len(OPS_PREFIX) :])
         started = time.perf_counter()
         self.metrics.in_flight += 1
-        name, endpoint, commands = "-", "command", 1
+        name, endpoint, commands, command = "-", "command", 1, "-"
+        cors: dict[str, str] | None = None
         response: web.StreamResponse
         try:
             routed = self.route(path)
@@ -193,20 +279,34 @@ class Gateway:
             endpoint = self.endpoint_of(rest)
             method = request.method
             allowed = ENDPOINT_METHODS[endpoint]
+            origin = request.headers.get("Origin")
+            if origin:
+                policy = self.cors.get(name)
+                if policy is not None and policy.allows(origin):
+                    cors = policy.reply_headers(origin)
+                if method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+                    cors = None  # a preflight's answer carries its own headers
+                    command = "preflight"
+                    response = self.preflight(request, origin, policy, allowed)
+                    raise _Answered(response)
             if method not in allowed:
                 raise MethodNotAllowed(error_texts.method_not_allowed(method), allowed)
             access = database.authenticate(self.presented_token(request))
             if access is None:
                 raise Unauthorized(error_texts.WRONGPASS)
-            encode = result_encoder(request.headers.get("Upstash-Encoding", "").lower() == "base64")
+            base64 = request.headers.get("Upstash-Encoding", "").lower() == "base64"
+            raw = self.wants_resp2(request, base64) and endpoint != "multi-exec"  # JSON only there
+            encode = result_encoder(base64)
             if endpoint in ("pipeline", "multi-exec"):
                 batch = parse_commands(await self.body(request))
                 commands = len(batch)
+                command = _names(batch)
                 if commands > self.config.max_batch_commands:
                     raise BadRequest(error_texts.too_many_commands(commands, self.config.max_batch_commands))
-                response = await self.run_batch(database, endpoint, batch, access, encode)
+                response = await self.run_batch(database, endpoint, batch, access, encode, raw)
             elif endpoint == "subscribe":
-                response = await subscribe(self, request, database, rest)
+                command = rest.partition("/")[0]
+                response = await subscribe(self, request, database, rest, cors)
             elif endpoint == "monitor":
                 raise BadRequest(error_texts.MONITOR_REFUSED)
             else:
@@ -217,7 +317,10 @@ class Gateway:
                     args = parse_command(body)
                 else:
                     args = path_args("", b"", "")  # raises the "no command" error
-                response = await self.run_one(database, args, access, encode)
+                command = _names([args])
+                response = await self.run_one(database, args, access, encode, raw)
+        except _Answered as answered:
+            response = answered.response
         except GatewayError as exc:
             response = self.error(exc.status, exc.message, exc.headers)
             if exc.close:
@@ -229,12 +332,18 @@ class Gateway:
             response = self.error(500, error_texts.INTERNAL_ERROR)
         finally:
             self.metrics.in_flight -= 1
-        self.metrics.observe(name, endpoint, response.status, time.perf_counter() - started, commands)
+        if cors is not None and not response.prepared:  # a stream sent its own already
+            response.headers.update(cors)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(name, endpoint, response.status, elapsed, commands)
+        if self.config.access_log:
+            logs.access(request.method, path, response.status, elapsed, name, command, request.remote)
         return response
 
     async def run_one(
-        self, database: Database, args: list[bytes], access: Access, encode: Any
+        self, database: Database, args: list[bytes], access: Access, encode: Any, raw: bool = False
     ) -> web.StreamResponse:
+        name = args[0]
         try:
             reply = await database.run_one(args, access)
         except ReplyError as exc:
@@ -242,17 +351,30 @@ class Gateway:
         if isinstance(reply, ReplyError):
             if isinstance(reply, ReplyTooLarge):  # an engine backend may have read it whole
                 give_back_memory()
+            if raw:
+                return self.raw(resp2(reply), 400)
             return self.error(400, reply.message)
+        if raw:
+            return self.raw(resp2(reply, name))
         if type(reply) is bytes and len(reply) >= STREAM_AFTER:  # encoded as it is sent
             headers = {"Content-Type": "application/json", "Upstash-Sync-Token": self.sync_token()}
             return StreamedResult(reply, encodes_base64(encode), headers)
         return self.json({"result": encode(reply)})
 
     async def run_batch(
-        self, database: Database, endpoint: str, batch: list[list[bytes]], access: Access, encode: Any
+        self,
+        database: Database,
+        endpoint: str,
+        batch: list[list[bytes]],
+        access: Access,
+        encode: Any,
+        raw: bool = False,
     ) -> web.StreamResponse:
         if endpoint == "pipeline":
+            names = [args[0] for args in batch]
             replies = await database.run_pipeline(batch, access)
+            if raw:  # one RESP2 reply per command, back to back, as Redis pipelines them
+                return self.raw(b"".join(resp2(r, n) for r, n in zip(replies, names, strict=True)))
         else:
             try:
                 replies = await database.run_transaction(batch, access)
@@ -262,6 +384,10 @@ class Gateway:
         return self.json([envelope(reply, encode) for reply in replies])
 
     async def handle_ops(self, request: web.BaseRequest, what: str) -> web.StreamResponse:
+        if what == CONSOLE or what.startswith(CONSOLE + "/"):
+            from kvgate.console import serve_console
+
+            return await serve_console(self, request, what[len(CONSOLE) + 1 :])
         if request.method not in ("GET", "HEAD"):
             return self.error(
                 405, error_texts.method_not_allowed(request.method, here=False), {"Allow": "GET, HEAD"}
@@ -289,6 +415,23 @@ class Gateway:
                 headers={"Upstash-Sync-Token": self.sync_token()},
             )
         return self.error(404, error_texts.UNKNOWN_OPS_ENDPOINT)
+
+
+class _Answered(Exception):  # not an error: a reply made early (a preflight)
+    def __init__(self, response: web.StreamResponse) -> None:
+        self.response = response
+
+
+def _names(batch: list[list[bytes]]) -> str:
+    """The command names of a request, for the access log: ``get``, or ``set,incr`` (each
+    once, at most five)."""
+    seen: dict[str, None] = {}
+    for args in batch:
+        seen[args[0][:32].decode("ascii", "replace").lower()] = None
+        if len(seen) > 5:
+            break
+    names = list(seen)
+    return ",".join(names[:5]) + (",..." if len(names) > 5 else "")
 
 
 # Request handler options: no access log (it would print ``?_token=`` and costs a line

@@ -60,6 +60,12 @@ def main() -> None:
 @_opt("keepalive_timeout", "--keepalive-timeout", type=float)
 @_opt("max_connections", "--max-connections", type=int)
 @_opt("log_level", "--log-level")
+@_opt("log_format", "--log-format", type=click.Choice(["text", "json"], case_sensitive=False))
+@_opt("access_log", "--access-log/--no-access-log")
+@_opt("console", "--console/--no-console")
+@_opt("certfile", "--certfile")
+@_opt("keyfile", "--keyfile")
+@_opt("state_dir", "--state-dir")
 @_opt("backend", "--backend")
 @_opt("tokens", "--token", multiple=True)
 @_opt("read_only_tokens", "--read-only-token", multiple=True)
@@ -68,6 +74,7 @@ def main() -> None:
 @_opt("timeout", "--timeout", type=float)
 @_opt("max_subscriptions", "--max-subscriptions", type=int)
 @_opt("max_reply_bytes", "--max-reply-bytes", type=int)
+@_opt("cors_origins", "--cors-origin", multiple=True)
 def serve(config_path: str | None, **options: Any) -> None:
     """Serve the REST API (one database from options, or many from --config)."""
     try:
@@ -75,15 +82,16 @@ def serve(config_path: str | None, **options: Any) -> None:
     except ConfigError as exc:
         click.echo(f"kvgate: config error: {exc}", err=True)
         sys.exit(2)
-    config = config.with_generated_tokens()
+    from kvgate.tokens import with_persistent_tokens
+
+    try:
+        config, lines = with_persistent_tokens(config)
+    except ConfigError as exc:
+        click.echo(f"kvgate: config error: {exc}", err=True)
+        sys.exit(2)
+    for line in lines:  # a token is shown once, when it is generated
+        click.echo(f"kvgate: {line}", err=True)
     for db in config.databases:
-        if db.generated_token:
-            where = db.path or "/"
-            click.echo(
-                f"kvgate: no token configured for database {db.name!r} ({where}); "
-                f"generated one for this run: {db.tokens[0]}",
-                err=True,
-            )
         entry = entry_for(db.backend)
         if entry.in_process:
             click.echo(

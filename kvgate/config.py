@@ -12,7 +12,6 @@ Any problem is a :class:`ConfigError` whose message is one line a person can act
 from __future__ import annotations
 
 import re
-import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -111,6 +110,44 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "KVGATE_MAX_CONNECTIONS",
     ),
     Setting("log_level", str, "info", "debug, info, warning or error.", "KVGATE_LOG_LEVEL"),
+    Setting(
+        "log_format",
+        str,
+        "text",
+        "text (one line per event) or json (one JSON object per line).",
+        "KVGATE_LOG_FORMAT",
+    ),
+    Setting(
+        "access_log",
+        bool,
+        False,
+        "Log one line per request: method, path (never a token), status, duration, database, "
+        "command name.",
+        "KVGATE_ACCESS_LOG",
+    ),
+    Setting(
+        "console",
+        bool,
+        True,
+        "Serve the web console at /_kvgate/console (it shows nothing without a database's token).",
+        "KVGATE_CONSOLE",
+    ),
+    Setting(
+        "certfile",
+        str,
+        None,
+        "PEM certificate chain: serve HTTPS directly (with keyfile; reloaded on SIGHUP).",
+        "KVGATE_CERTFILE",
+    ),
+    Setting("keyfile", str, None, "PEM private key of certfile.", "KVGATE_KEYFILE"),
+    Setting(
+        "state_dir",
+        str,
+        None,
+        "Directory for generated tokens of databases that are not SQLite files (those keep theirs "
+        "beside the file). Default: $XDG_STATE_HOME/kvgate or ~/.local/state/kvgate.",
+        "KVGATE_STATE_DIR",
+    ),
 )
 
 DATABASE_SETTINGS: tuple[Setting, ...] = (
@@ -132,6 +169,14 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting("path", str, "/db/<name>", "Base path of the database (config file only)."),
+    Setting(
+        "cors_origins",
+        list,
+        [],
+        "Origins whose pages may call this database from a browser (CORS): * for any, or a list "
+        "such as https://app.example.com. None by default.",
+        "KVGATE_CORS_ORIGINS",
+    ),
     Setting("pool_size", int, None, _pool_help(), "KVGATE_POOL_SIZE"),
     Setting(
         "max_inflight",
@@ -168,6 +213,10 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 _LEVELS = ("debug", "info", "warning", "error")
+_FORMATS = ("text", "json")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+#: An origin as browsers send it: scheme://host[:port], nothing after.
+_ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s?#]+$")
 
 
 def _default(settings: tuple[Setting, ...], name: str) -> Any:
@@ -190,6 +239,7 @@ class DatabaseConfig:
     timeout: float = _default(DATABASE_SETTINGS, "timeout")
     max_subscriptions: int = _default(DATABASE_SETTINGS, "max_subscriptions")
     max_reply_bytes: int = _default(DATABASE_SETTINGS, "max_reply_bytes")
+    cors_origins: tuple[str, ...] = _default(DATABASE_SETTINGS, "cors_origins")
     generated_token: bool = False
 
     @property
@@ -217,14 +267,19 @@ class Config:
     keepalive_timeout: float = _default(SERVER_SETTINGS, "keepalive_timeout")
     max_connections: int = _default(SERVER_SETTINGS, "max_connections")
     log_level: str = _default(SERVER_SETTINGS, "log_level")
+    log_format: str = _default(SERVER_SETTINGS, "log_format")
+    access_log: bool = _default(SERVER_SETTINGS, "access_log")
+    console: bool = _default(SERVER_SETTINGS, "console")
+    certfile: str | None = _default(SERVER_SETTINGS, "certfile")
+    keyfile: str | None = _default(SERVER_SETTINGS, "keyfile")
+    state_dir: str | None = _default(SERVER_SETTINGS, "state_dir")
+    #: The file it was read from and the command-line options over it: SIGHUP reads it again.
+    config_file: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
 
-    def with_generated_tokens(self) -> Config:
-        """Give every database without a read-write token a fresh random one."""
-        dbs = tuple(
-            db if db.tokens else replace(db, tokens=(secrets.token_urlsafe(32),), generated_token=True)
-            for db in self.databases
-        )
-        return replace(self, databases=dbs)
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
 
 
 def _coerce(setting: Setting, value: Any, where: str) -> Any:
@@ -245,6 +300,12 @@ def _coerce(setting: Setting, value: Any, where: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError("expected a number")
             return float(value)
+        if setting.kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _BOOLEANS:
+                return _BOOLEANS[value.lower()]
+            raise ValueError("expected true or false")
         if not isinstance(value, str):
             raise ValueError("expected a string")
         return value
@@ -283,15 +344,29 @@ def _check_server(given: dict[str, Any]) -> None:
         raise ConfigError("max_connections must be at least 1")
     if values["log_level"].lower() not in _LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LEVELS)}")
+    if values["log_format"].lower() not in _FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(_FORMATS)}")
+    if bool(values["certfile"]) != bool(values["keyfile"]):
+        raise ConfigError("certfile and keyfile go together: give both to serve HTTPS, or neither")
+    for name in ("certfile", "keyfile"):
+        if values[name] and not Path(values[name]).is_file():
+            raise ConfigError(f"{name} {values[name]!r} is not a readable file")
 
 
 def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
     if not _NAME.match(name):
         raise ConfigError(f"{where}: database name {name!r} may use only letters, digits, _ and -")
+    backend = values.get("backend", DEFAULT_BACKEND)
     try:
-        check_url(values.get("backend", DEFAULT_BACKEND))
+        check_url(backend)
     except BackendURLError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    except ImportError as exc:  # an optional dependency (an extra) is not installed
+        kind = entry_for(backend).name
+        raise ConfigError(
+            f"{where}: the {kind} backend needs the Python package {exc.name!r}: "
+            f"pip install 'kvgate[{kind}]'"
+        ) from None
     for key in ("pool_size", "max_inflight", "max_subscriptions"):
         if values.get(key, 1) < 1:
             raise ConfigError(f"{where}: {key} must be at least 1")
@@ -299,6 +374,12 @@ def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
         raise ConfigError(f"{where}: timeout must be positive")
     if values.get("max_reply_bytes", 1024) < 1024:
         raise ConfigError(f"{where}: max_reply_bytes must be at least 1024")
+    for origin in values.get("cors_origins", ()):
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ConfigError(
+                f"{where}: cors_origins: {origin!r} is not an origin: give * or scheme://host[:port] "
+                "(no path, no trailing slash)"
+            )
     ro = set(values.get("read_only_tokens", ())) & set(values.get("tokens", ()))
     if ro:
         raise ConfigError(f"{where}: a token cannot be both read-write and read-only")
@@ -307,8 +388,9 @@ def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
 
 def _finish(server: dict[str, Any], databases: list[DatabaseConfig]) -> Config:
     _check_server(server)
-    if "log_level" in server:
-        server["log_level"] = server["log_level"].lower()
+    for name in ("log_level", "log_format"):
+        if name in server:
+            server[name] = server[name].lower()
     if server.get("workers", 1) > 1:
         for db in databases:
             if entry_for(db.backend).in_process:
@@ -374,4 +456,5 @@ def load_file(path: str | Path, overrides: Mapping[str, Any] | None = None) -> C
         seen_paths[db_path] = name
         values["path"] = db_path
         databases.append(_database(name, values, section))
-    return _finish(server, databases)
+    config = _finish(server, databases)
+    return replace(config, config_file=str(path), overrides=tuple(sorted((overrides or {}).items())))

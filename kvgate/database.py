@@ -19,6 +19,26 @@ from kvgate.protocol import Args, Reply
 from kvgate.scripts import Fixup, ScriptRegistry
 
 
+def split_withtype(options: Args) -> tuple[Args, bool]:
+    """SCAN's options without ``WITHTYPE`` (a word of its own where an option name is due:
+    ``MATCH withtype`` is a pattern), and whether it was there."""
+    rest: Args = []
+    found = False
+    i = 0
+    while i < len(options):
+        word = options[i].lower()
+        if word == b"withtype":
+            found = True
+            i += 1
+        elif word in (b"count", b"match", b"type") and i + 1 < len(options):
+            rest += options[i : i + 2]
+            i += 2
+        else:
+            rest.append(options[i])
+            i += 1
+    return rest, found
+
+
 class Access(Enum):
     READ_WRITE = "read-write"
     READ_ONLY = "read-only"
@@ -74,12 +94,41 @@ class Database:
             args[0] = command.alias_of
         return self.scripts.rewrite(command.name, args)
 
+    # -- SCAN ... WITHTYPE (Upstash's extension) where the backend lacks it
+    def strip_withtype(self, args: Args) -> bool:
+        """On a backend that is not kvgate's engine (Redis, fakeredis), take ``WITHTYPE`` out
+        of a SCAN (validated already) and say so: :meth:`add_types` then asks each key's
+        TYPE, pipelined.  kvgate's engine answers it itself."""
+        if self.entry.engine or len(args) < 3 or args[0].lower() != b"scan":
+            return False
+        kept, found = split_withtype(args[2:])
+        if found:
+            args[2:] = kept
+        return found
+
+    async def add_types(self, reply: Reply) -> Reply:
+        """``[cursor, [k1, k2]]`` -> ``[cursor, [k1, type1, k2, type2]]``; a key gone since
+        the SCAN is ``none``."""
+        if not isinstance(reply, list) or len(reply) != 2 or not isinstance(reply[1], list):
+            return reply
+        cursor, names = reply
+        if not names:
+            return [cursor, []]
+        types = await self.backend.execute([[b"TYPE", name] for name in names])
+        typed: list[Reply] = []
+        for name, kind in zip(names, types, strict=True):
+            typed += [name, kind if isinstance(kind, bytes) else b"none"]
+        return [cursor, typed]
+
     async def run_one(self, args: Args, access: Access) -> Reply:
         try:
             fixup = self.prepare(args, access, Context.REST)
         except NoPermission as exc:
             raise Forbidden(exc.message) from None
+        typed = self.strip_withtype(args)
         (reply,) = await self.backend.execute([args])
+        if typed:
+            reply = await self.add_types(reply)
         return fixup(reply) if fixup else reply
 
     async def run_pipeline(self, commands: list[Args], access: Access) -> list[Reply]:
@@ -89,6 +138,7 @@ class Database:
         slots: list[int] = []
         runnable: list[Args] = []
         fixups: dict[int, Fixup] = {}
+        typed: list[int] = []
         for i, args in enumerate(commands):
             try:
                 fixup = self.prepare(args, access, Context.PIPELINE)
@@ -97,12 +147,16 @@ class Database:
                 continue
             if fixup is not None:
                 fixups[i] = fixup
+            if self.strip_withtype(args):
+                typed.append(i)
             slots.append(i)
             runnable.append(args)
         if runnable:
             results = await self.backend.execute(runnable)
             for i, reply in zip(slots, results, strict=True):
                 replies[i] = reply
+            for i in typed:
+                replies[i] = await self.add_types(replies[i])
             for i, fixup in fixups.items():
                 replies[i] = fixup(replies[i])
         return replies
@@ -120,7 +174,10 @@ class Database:
                 raise ReplyError(error_texts.EXECABORT) from None
             if fixup is not None:
                 fixups[i] = fixup
+        typed = [i for i, args in enumerate(commands) if self.strip_withtype(args)]
         results = await self.backend.transaction(commands)
+        for i in typed:  # after EXEC: the types are read just after the transaction
+            results[i] = await self.add_types(results[i])
         for i, fixup in fixups.items():
             results[i] = fixup(results[i])
         return results

@@ -192,3 +192,33 @@ def result_pieces(value: bytes, base64: bool, piece: int = 256 * 1024) -> Iterat
             text = decoder.decode(view[at : at + piece], final=at + piece >= len(value))
             yield dumps(text)[1:-1]
     yield b'"}'
+
+
+# --- Upstash-Response-Format: resp2 ------------------------------------------------------
+
+def resp2(value: Reply, command: bytes | None = None) -> bytes:
+    """A reply as the RESP2 bytes Redis sends for it (``Upstash-Response-Format: resp2``).
+    Strings are bulk strings except a status: ``OK`` at the top, ``PONG`` for PING without
+    an argument, TYPE's answer; an error is ``-<text>``."""
+    out: list[bytes] = []
+    _resp2(value, out, top=True, command=(command or b"").lower())
+    return b"".join(out)
+
+
+def _resp2(value: Reply, out: list[bytes], top: bool = False, command: bytes = b"") -> None:
+    if type(value) is bytes:
+        if top and (value == b"OK" or (command == b"type") or (command == b"ping" and value == b"PONG")):
+            out.append(b"+%s\r\n" % value)
+        else:
+            out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+    elif value is None:
+        out.append(b"$-1\r\n")
+    elif isinstance(value, ReplyError):
+        out.append(b"-%s\r\n" % value.message.replace("\r", " ").replace("\n", " ").encode())
+    elif isinstance(value, int):
+        out.append(b":%d\r\n" % value)
+    else:
+        items = list(value)
+        out.append(b"*%d\r\n" % len(items))
+        for item in items:
+            _resp2(item, out)

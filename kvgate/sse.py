@@ -45,7 +45,11 @@ def event(message: Message) -> bytes:
 
 
 async def subscribe(
-    host: StreamHost, request: web.BaseRequest, database: Database, rest: str
+    host: StreamHost,
+    request: web.BaseRequest,
+    database: Database,
+    rest: str,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """Read-only tokens may subscribe: receiving messages reads, publishing writes."""
     kind, _, tail = rest.partition("/")
@@ -65,6 +69,7 @@ async def subscribe(
                 "Content-Type": "text/event-stream",
                 "Cache-Control": "no-cache",
                 "Upstash-Sync-Token": host.sync_token(),
+                **(extra_headers or {}),  # CORS, sent before the stream starts
             }
         )
         await response.prepare(request)

@@ -123,6 +123,8 @@ def _setting_row(s: Setting) -> str:
         if s.kind is list
         else "--" + s.name.replace("_", "-")
     )
+    if s.kind is bool:
+        flag = f"{flag}/--no-{flag[2:]}"
     cli = f"`{flag}`, `{s.env}`" if s.env else "config file only"
     return f"| `{s.name}` | `{default}` | {cli} | {s.help} |"
 
