@@ -452,3 +452,43 @@ def cors_origin_refused(origin: str) -> str:
 
 CONSOLE_OFF = "ERR the web console is turned off (the console setting)"
 CONSOLE_NO_FILE = "ERR no such console file"
+
+
+# --- RedisJSON 2.8's texts, verbatim (documents, issue 10) -----------------------------
+# Some have no "ERR" code and one says "Err": RedisJSON answers them so.
+
+JSON_WRONG_KEY_TYPE = "Existing key has wrong Redis type"
+JSON_NO_SUCH_KEY = "ERR could not perform this operation on a key that doesn't exist"
+JSON_NEW_AT_ROOT = "ERR new objects must be created at the root"
+JSON_NOT_STATIC = "Err wrong static path"
+JSON_INDEX_OUT_OF_RANGE = "ERR array index out of range"
+JSON_INDEX_OUT_OF_BOUNDS = "ERR index out of bounds"
+JSON_NOT_A_NUMBER_RESULT = "ERR result is not a number"
+JSON_BAD_NUMBER = "bad input number"
+JSON_NOT_INTEGER = "Couldn't parse as integer"
+JSON_WRONG_FORMAT = "ERR wrong format"
+JSON_WRONG_REPLY_FORMAT = "ERR wrong reply format"
+JSON_FORMAT_RESP2 = "ERR FORMAT argument is not supported on RESP2"
+JSON_DEBUG_UNKNOWN = "ERR unknown subcommand - try `JSON.DEBUG HELP`"
+JSON_BSON_UNSUPPORTED = "ERR FORMAT BSON is not supported by kvgate's documents"
+
+
+def json_path_missing(path: str) -> str:
+    return f"ERR Path '{path}' does not exist"
+
+
+def json_path_missing_or(path: str, why: str) -> str:
+    return f"ERR Path '{path}' does not exist or {why}"
+
+
+def json_expected(expected: str, found: str) -> str:
+    return f"WRONGTYPE wrong type of path value - expected {expected} but found {found}"
+
+
+def json_unavailable(command: str) -> str:
+    """JSON.* on a Redis server without a JSON module."""
+    return (
+        f"ERR unknown command '{command}': this Redis server has no JSON module; documents "
+        "(JSON.*) are served by kvgate's sqlite, dynamodb and fakeredis backends, and by a "
+        "Redis with RedisJSON, Redis Stack, Redis 8 or Valkey with valkey-json"
+    )

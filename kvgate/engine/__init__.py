@@ -18,7 +18,7 @@ from functools import cache
 from importlib.resources import files
 
 from kvgate.commands import CommandTable, default_table
-from kvgate.engine import hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
+from kvgate.engine import documents, hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
 from kvgate.engine.registry import HANDLERS
 from kvgate.engine.storage import Txn
 from kvgate.error_texts import not_supported

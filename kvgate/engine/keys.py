@@ -230,7 +230,7 @@ def keys(t: Txn, args: Args) -> Reply:
 def _type_matches(key: Key, wanted: bytes | None) -> bool:
     """SCAN's TYPE filter: ``strcasecmp`` against the type name; an unknown name matches
     nothing."""
-    return wanted is None or _c_equal(wanted, key.type.redis_name)
+    return wanted is None or _c_equal(wanted, key.type.redis_name.lower())  # ReJSON-RL
 
 
 @command("scan")
