@@ -61,8 +61,9 @@ MAX_GROUP = 256
 #: so a few slow scripts still leave room; each has its own connection and Lua runtime.
 READERS = 4
 #: Reads that cost one index lookup per argument on SQLite: these (and only these) may run
-#: on the event loop.  Redis's "fast" reads that count a collection here (DBSIZE, HLEN,
-#: SCARD, LLEN, ZCARD, ZCOUNT, ZLEXCOUNT, ZRANK: ``count(*)`` over rows) are not among them.
+#: on the event loop.  The counts (HLEN, SCARD, LLEN, ZCARD) read one kept count since
+#: schema 2 but are not among them yet; DBSIZE also counts the expired keys not yet swept,
+#: ZRANK and LINDEX sum block counts (tens of microseconds), ZCOUNT and ZLEXCOUNT walk rows.
 LOOP_READS = frozenset(
     b"get mget exists touch type ttl pttl expiretime pexpiretime strlen hget hmget hexists "
     b"hstrlen sismember smismember zscore zmscore ping echo time".split()

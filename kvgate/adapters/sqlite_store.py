@@ -1,9 +1,34 @@
 """Keys and members in one SQLite file: the :class:`~kvgate.engine.storage.Txn` for SQLite.
 
-Schema: a ``keys`` row per key (type, expiry, and a string's value) and a ``members`` row
-per hash field, set element, sorted-set element or list element, so changing one element
-never rewrites a collection.  ``members_order`` indexes ``(key_id, score, member)``:
-sorted-set ranges, ranks and list positions are index range scans.
+Schema (version 2):
+
+* ``keys``: a row per key (type, expiry, a string's value) with ``size``, the number of
+  members a collection has: HLEN, SCARD, ZCARD, LLEN and the counts pushes and adds return
+  read one row (SQLite's B-trees keep no subtree counts: ``COUNT(*)`` walks every member).
+* ``members``: a row per hash field, set element, sorted-set element or list element, so
+  changing one element never rewrites a collection.  ``members_order`` indexes
+  ``(key_id, score, member)``: the order of sorted sets and lists.
+* ``blocks``: an order-statistic layer over that index for sorted sets and lists.  A
+  block is a run of consecutive members in ``(score, member)`` order, named by its lower
+  bound (a ``(score, member)`` pair; the first block's is ``(-inf, b"")``) and holding its
+  count ``n``; a member belongs to the block with the greatest bound at or below it.  A
+  rank sums the counts of the blocks before the member's (one index range over at most
+  ``size / BLOCK_MIN`` small rows) and counts within its block (at most ``BLOCK_MAX``
+  index entries); finding the element at an index walks the sums the same way.  Blocks
+  split past :data:`BLOCK_MAX` and merge below :data:`BLOCK_MIN`, so a rank or an index
+  costs O(N / BLOCK_MIN + BLOCK_MAX) index entries, against O(N) for ``COUNT(*)`` or
+  ``OFFSET`` (at 100,000 members: 100 to 200 block rows, 781 at worst, and at most 1,024
+  entries, where the index walk read up to 100,000).  Members never move between rows when blocks change:
+  only the bounds and counts in ``blocks`` do.
+* ``keyspace``: one row holding the number of rows in ``keys`` (DBSIZE, see
+  :meth:`SqliteTxn.dbsize`).
+
+The counts are kept by this module's own statements, not by SQL triggers, by measurement
+(Python's sqlite3, WAL, a 100,000-field hash, best of 4): a trigger saves one statement per
+element (HSET of a new field: 9.3 us with a trigger, 12.2 us with the explicit ``UPDATE``,
+both small next to a request's ~500 us), but it fires once per row, so DEL of that hash
+took 197 ms with triggers against 100 ms (COPY, FLUSHDB and RENAME alike: the code writes
+a count once per command), and the blocks need the code anyway (a split reads members).
 
 Synchronous: :class:`SqliteStore` hands out units (``with store.unit(write) as t``) on a
 connection the calling thread owns.  :mod:`kvgate.adapters.sqlite` runs them on a writer
@@ -15,20 +40,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
 
-SCHEMA_VERSION = 1
-SCHEMA = """
+SCHEMA_VERSION = 2
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS keys (
     id INTEGER PRIMARY KEY,
     name BLOB NOT NULL UNIQUE,
     type INTEGER NOT NULL,
     expire_at INTEGER,
-    value BLOB
+    value BLOB,
+    size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS keys_expiry ON keys (expire_at) WHERE expire_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS members (
@@ -45,6 +72,39 @@ CREATE TABLE IF NOT EXISTS scripts (
     body BLOB NOT NULL
 );
 """
+    + """
+CREATE TABLE IF NOT EXISTS blocks (
+    key_id INTEGER NOT NULL,
+    score REAL NOT NULL,
+    member BLOB NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (key_id, score, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keyspace (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    keys INTEGER NOT NULL
+);
+"""
+)
+#: What version 1 lacks: the tables above, ``keys.size``, and the counts filled in.
+MIGRATE_1_TO_2 = """
+ALTER TABLE keys ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE keys SET size = m.c FROM (SELECT key_id, count(*) AS c FROM members GROUP BY key_id) AS m
+    WHERE keys.id = m.key_id;
+"""
+
+#: Key types whose members are ordered, so ``blocks`` indexes them.
+ORDERED = frozenset((KeyType.ZSET, KeyType.LIST))
+#: A block splits in two when it holds more members than this, and merges with a
+#: neighbour when it holds fewer than :data:`BLOCK_MIN`; blocks are built with
+#: :data:`BLOCK_FILL`.  With 1,024, a walk within a block costs about 30 us at most.
+BLOCK_MAX = 1024
+BLOCK_MIN = 128
+BLOCK_FILL = 512
+#: remove_many rebuilds the blocks when it removes more than 1/REBUILD_RATIO of a collection.
+REBUILD_RATIO = 32
+#: The first block's bound: below every ``(score, member)`` (scores are never NaN).
+FIRST = (float("-inf"), b"")
 
 _MAX_ROWID = 2**63 - 1
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -75,6 +135,8 @@ def connect(path: str, busy_timeout_ms: int = 5000, read_only: bool = False) -> 
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
+    """Create the schema in a new file, or upgrade an older one, once, in one transaction
+    (a crash halfway leaves the file as it was); a newer schema is refused."""
     # WAL mode, and a WAL file that shrinks back after a big write has been checkpointed
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -83,16 +145,48 @@ def init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise SchemaError(f"database schema version {version}, this kvgate knows {SCHEMA_VERSION}")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version > SCHEMA_VERSION or version < 0:
+            raise SchemaError(
+                f"database schema version {version} is newer than this kvgate's "
+                f"({SCHEMA_VERSION}): the file was written by a later release; run that release"
+            )
+        if version != SCHEMA_VERSION:
+            if version == 1:
+                _run_script(conn, MIGRATE_1_TO_2)
+            _run_script(conn, SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO keyspace (id, keys) VALUES (0, (SELECT count(*) FROM keys))")
+            if version == 1:
+                _build_blocks(conn, None)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _build_blocks(conn: sqlite3.Connection, key_id: int | None) -> None:
+    """(Re)build the blocks of one sorted set or list (``key_id``), or of every one (None):
+    a block of :data:`BLOCK_FILL` members from each :data:`BLOCK_FILL`-th, in one
+    statement over the ``members_order`` index."""
+    where = "k.type IN (?, ?)" if key_id is None else "k.id = ?"
+    args: tuple[object, ...] = (int(KeyType.ZSET), int(KeyType.LIST)) if key_id is None else (key_id,)
+    if key_id is not None:
+        conn.execute("DELETE FROM blocks WHERE key_id = ?", (key_id,))
+    conn.execute(
+        f"""INSERT INTO blocks (key_id, score, member, n)
+        SELECT key_id, iif(rn = 0, ?, score), iif(rn = 0, ?, member), min(?, size - rn)
+        FROM (SELECT m.key_id, m.score, m.member, k.size,
+                     row_number() OVER (PARTITION BY m.key_id ORDER BY m.score, m.member) - 1 AS rn
+              FROM keys AS k JOIN members AS m ON m.key_id = k.id WHERE {where})
+        WHERE rn % ? = 0""",
+        (*FIRST, BLOCK_FILL, *args, BLOCK_FILL),
+    )
 
 
 class SqliteTxn(Txn):
@@ -120,10 +214,20 @@ class SqliteTxn(Txn):
             return None
         return key
 
-    def _drop(self, key_id: object, type_: KeyType) -> None:
-        if type_ is not KeyType.STRING:
+    def _keys_added(self, delta: int) -> None:
+        self._x("UPDATE keyspace SET keys = keys + ? WHERE id = 0", (delta,))
+
+    def _clear(self, key_id: object, type_: int) -> None:
+        """Remove a key's members (and blocks), leaving its row."""
+        if type_ != KeyType.STRING:
             self._x("DELETE FROM members WHERE key_id = ?", (key_id,))
+        if type_ in ORDERED:
+            self._x("DELETE FROM blocks WHERE key_id = ?", (key_id,))
+
+    def _drop(self, key_id: object, type_: int) -> None:
+        self._clear(key_id, type_)
         self._x("DELETE FROM keys WHERE id = ?", (key_id,))
+        self._keys_added(-1)
 
     def create(
         self, name: bytes, type: KeyType, value: bytes | None = None, expire_at: int | None = None
@@ -136,6 +240,7 @@ class SqliteTxn(Txn):
             if self.lookup(name) is not None:
                 raise
             cur = self._x("INSERT INTO keys (name, type, expire_at, value) VALUES (?, ?, ?, ?)", row)
+        self._keys_added(1)
         return Key(name, type, expire_at, value, cur.lastrowid)
 
     def set_string(self, name: bytes, value: bytes, expire_at: int | None) -> Key:
@@ -143,10 +248,9 @@ class SqliteTxn(Txn):
         if row is None:
             return self.create(name, KeyType.STRING, value, expire_at)
         key_id, type_ = row
-        if type_ != KeyType.STRING:
-            self._x("DELETE FROM members WHERE key_id = ?", (key_id,))
+        self._clear(key_id, type_)
         self._x(
-            "UPDATE keys SET type = ?, value = ?, expire_at = ? WHERE id = ?",
+            "UPDATE keys SET type = ?, value = ?, expire_at = ?, size = 0 WHERE id = ?",
             (int(KeyType.STRING), value, expire_at, key_id),
         )
         return Key(name, KeyType.STRING, expire_at, value, key_id)
@@ -168,14 +272,18 @@ class SqliteTxn(Txn):
         # The destination keeps its row id: a SCAN under way has returned it or will,
         # whereas the source's id may lie behind the cursor.
         dest_id, dest_type = row
-        if dest_type != KeyType.STRING:
-            self._x("DELETE FROM members WHERE key_id = ?", (dest_id,))
+        self._clear(dest_id, dest_type)
         self._x(
-            "UPDATE keys SET type = ?, expire_at = ?, value = ? WHERE id = ?",
-            (int(key.type), key.expire_at, key.value, dest_id),
+            "UPDATE keys SET type = ?, expire_at = ?, value = ?, "
+            "size = (SELECT size FROM keys WHERE id = ?) WHERE id = ?",
+            (int(key.type), key.expire_at, key.value, key.ref, dest_id),
         )
-        self._x("UPDATE members SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
+        if key.type is not KeyType.STRING:
+            self._x("UPDATE members SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
+        if key.type in ORDERED:
+            self._x("UPDATE blocks SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
         self._x("DELETE FROM keys WHERE id = ?", (key.ref,))
+        self._keys_added(-1)
         return Key(new_name, key.type, key.expire_at, key.value, dest_id)
 
     def copy(self, key: Key, new_name: bytes) -> Key:
@@ -184,6 +292,15 @@ class SqliteTxn(Txn):
             self._x(
                 "INSERT INTO members (key_id, member, score, value) "
                 "SELECT ?, member, score, value FROM members WHERE key_id = ? ORDER BY id",
+                (dest.ref, key.ref),
+            )
+            self._x(
+                "UPDATE keys SET size = (SELECT size FROM keys WHERE id = ?) WHERE id = ?",
+                (key.ref, dest.ref),
+            )
+        if key.type in ORDERED:  # the same members: the same blocks
+            self._x(
+                "INSERT INTO blocks (key_id, score, member, n) SELECT ?, score, member, n FROM blocks WHERE key_id = ?",
                 (dest.ref, key.ref),
             )
         return dest
@@ -205,7 +322,21 @@ class SqliteTxn(Txn):
         return (self._key(r) for r in rows)
 
     def dbsize(self) -> int:
-        return self._x(f"SELECT count(*) FROM keys WHERE {_LIVE}", (self.now,)).fetchone()[0]
+        """The keys' rows, kept in ``keyspace`` (O(1)), less those expired and not yet
+        deleted (found through the ``keys_expiry`` index: the sweeper and every write that
+        meets one delete them, so these are few).
+
+        Redis's DBSIZE is the size of its main dictionary, which holds an expired key until
+        Redis notices (a command touching it, or its expiry cycle sampling it, ten times a
+        second).  The difference is only in when a key is noticed: a read touching an
+        expired key deletes it on Redis, while a SQLite reader cannot write; counting only
+        live keys gives Redis's answer after any command has touched them, which is what a
+        caller can rely on from Redis."""
+        total = self._x("SELECT keys FROM keyspace WHERE id = 0").fetchone()[0]
+        expired = self._x(
+            "SELECT count(*) FROM keys WHERE expire_at IS NOT NULL AND expire_at <= ?", (self.now,)
+        ).fetchone()[0]
+        return int(total - expired)
 
     def random_key(self) -> Key | None:
         sql = (
@@ -224,7 +355,9 @@ class SqliteTxn(Txn):
 
     def flush(self) -> None:
         self._x("DELETE FROM members")
+        self._x("DELETE FROM blocks")
         self._x("DELETE FROM keys")
+        self._x("UPDATE keyspace SET keys = 0 WHERE id = 0")
 
     def sweep(self, limit: int = 500) -> int:
         """Delete up to ``limit`` expired keys; how many went."""
@@ -232,8 +365,112 @@ class SqliteTxn(Txn):
             "SELECT id, type FROM keys WHERE expire_at <= ? ORDER BY expire_at LIMIT ?", (self.now, limit)
         ).fetchall()
         for key_id, type_ in rows:
-            self._drop(key_id, KeyType(type_))
+            self._drop(key_id, type_)
         return len(rows)
+
+    # --- counts -----------------------------------------------------------------------
+
+    def _size(self, key_id: object) -> int:
+        row = self._x("SELECT size FROM keys WHERE id = ?", (key_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _grow(self, key_id: object, delta: int) -> int:
+        """Add ``delta`` to a key's member count; the new count."""
+        return int(
+            self._x(
+                "UPDATE keys SET size = size + ? WHERE id = ? RETURNING size", (delta, key_id)
+            ).fetchone()[0]
+        )
+
+    def count(self, key: Key) -> int:
+        return self._size(key.ref)
+
+    # --- blocks (sorted sets and lists) ---------------------------------------------------
+
+    def _shift(self, key_id: object, score: float, member: bytes, delta: int) -> tuple[float, bytes, int]:
+        """Add ``delta`` to the count of the block holding ``(score, member)``; that block's
+        bound and new count.  A collection's first block is made on its first member."""
+        row = self._x(
+            "UPDATE blocks SET n = n + ? WHERE key_id = ? AND (score, member) = "
+            "(SELECT score, member FROM blocks WHERE key_id = ? AND (score, member) <= (?, ?) "
+            "ORDER BY score DESC, member DESC LIMIT 1) RETURNING score, member, n",
+            (delta, key_id, key_id, score, member),
+        ).fetchone()
+        if row is None:
+            self._x(
+                "INSERT INTO blocks (key_id, score, member, n) VALUES (?, ?, ?, ?)", (key_id, *FIRST, delta)
+            )
+            return (*FIRST, delta)
+        return row[0], row[1], row[2]
+
+    def _balance(self, key_id: object, score: float, member: bytes) -> None:
+        """Split the block holding ``(score, member)`` if it is too big, or merge it with a
+        neighbour if it is too small (counts must agree with the rows when called)."""
+        bound_score, bound_member, n = self._x(
+            "SELECT score, member, n FROM blocks WHERE key_id = ? AND (score, member) <= (?, ?) "
+            "ORDER BY score DESC, member DESC LIMIT 1",
+            (key_id, score, member),
+        ).fetchone()
+        if n > BLOCK_MAX:
+            self._split(key_id, bound_score, bound_member, n)
+        elif n < BLOCK_MIN:
+            if (bound_score, bound_member) == FIRST:  # the first block takes in the next one
+                nxt = self._x(
+                    "SELECT score, member, n FROM blocks WHERE key_id = ? AND (score, member) > (?, ?) "
+                    "ORDER BY score, member LIMIT 1",
+                    (key_id, bound_score, bound_member),
+                ).fetchone()
+                if nxt is None:
+                    return
+                into, gone = (bound_score, bound_member), nxt
+            else:  # any other goes into the one before it
+                prev = self._x(
+                    "SELECT score, member, n FROM blocks WHERE key_id = ? AND (score, member) < (?, ?) "
+                    "ORDER BY score DESC, member DESC LIMIT 1",
+                    (key_id, bound_score, bound_member),
+                ).fetchone()
+                into, gone = (prev[0], prev[1]), (bound_score, bound_member, n)
+            self._x(
+                "DELETE FROM blocks WHERE key_id = ? AND score = ? AND member = ?", (key_id, gone[0], gone[1])
+            )
+            total = self._x(
+                "UPDATE blocks SET n = n + ? WHERE key_id = ? AND score = ? AND member = ? RETURNING n",
+                (gone[2], key_id, *into),
+            ).fetchone()[0]
+            if total > BLOCK_MAX:
+                self._split(key_id, into[0], into[1], total)
+
+    def _split(self, key_id: object, score: float, member: bytes, n: int) -> None:
+        """Cut a block at its middle member, which bounds the new second half."""
+        half = n // 2
+        mid = self._x(
+            "SELECT score, member FROM members WHERE key_id = ? AND (score, member) >= (?, ?) "
+            "ORDER BY score, member LIMIT 1 OFFSET ?",
+            (key_id, score, member, half),
+        ).fetchone()
+        self._x(
+            "UPDATE blocks SET n = ? WHERE key_id = ? AND score = ? AND member = ?",
+            (half, key_id, score, member),
+        )
+        self._x(
+            "INSERT INTO blocks (key_id, score, member, n) VALUES (?, ?, ?, ?)",
+            (key_id, mid[0], mid[1], n - half),
+        )
+
+    def _block_at(self, key_id: object, index: int) -> tuple[float, bytes, int]:
+        """The bound of the block holding the ``index``-th member (0-based, in order) and
+        how many members come before that block.  The counts are summed here, stopping at
+        that block: measured at 100,000 members, 60 us for the middle, where a window
+        function (``sum(n) OVER (ORDER BY ...)``) took 155 to 280 us."""
+        before = 0
+        rows = self._x(
+            "SELECT score, member, n FROM blocks WHERE key_id = ? ORDER BY score, member", (key_id,)
+        ).fetchall()
+        for score, member, n in rows:
+            if before + n > index:
+                return score, member, before
+            before += n
+        return (*FIRST, 0)
 
     # --- members --------------------------------------------------------------------
 
@@ -249,33 +486,98 @@ class SqliteTxn(Txn):
             "ON CONFLICT (key_id, member) DO NOTHING",
             (key.ref, member, score, value),
         )
+        ordered = key.type in ORDERED
         if cur.rowcount:
+            self._grow(key.ref, 1)
+            if ordered and self._shift(key.ref, score, member, 1)[2] > BLOCK_MAX:
+                self._balance(key.ref, score, member)
             return True
+        if ordered:
+            old = self._x(
+                "SELECT score FROM members WHERE key_id = ? AND member = ?", (key.ref, member)
+            ).fetchone()[0]
         self._x(
             "UPDATE members SET score = ?, value = ? WHERE key_id = ? AND member = ?",
             (score, value, key.ref, member),
         )
+        if ordered and old != score:  # the member moves: it may change blocks
+            _, _, left = self._shift(key.ref, old, member, -1)
+            _, _, joined = self._shift(key.ref, score, member, 1)
+            if left < BLOCK_MIN:
+                self._balance(key.ref, old, member)
+            if joined > BLOCK_MAX or left < BLOCK_MIN:
+                self._balance(key.ref, score, member)
         return False
 
     def remove(self, key: Key, member: bytes) -> bool:
-        return self._x("DELETE FROM members WHERE key_id = ? AND member = ?", (key.ref, member)).rowcount > 0
+        if key.type not in ORDERED:
+            cur = self._x("DELETE FROM members WHERE key_id = ? AND member = ?", (key.ref, member))
+            if cur.rowcount:
+                self._grow(key.ref, -1)
+            return cur.rowcount > 0
+        row = self._x(
+            "DELETE FROM members WHERE key_id = ? AND member = ? RETURNING score", (key.ref, member)
+        ).fetchone()
+        if row is None:
+            return False
+        size = self._grow(key.ref, -1)
+        if size == 0:
+            self._x("DELETE FROM blocks WHERE key_id = ?", (key.ref,))
+        elif self._shift(key.ref, row[0], member, -1)[2] < BLOCK_MIN:
+            self._balance(key.ref, row[0], member)
+        return True
 
-    def count(self, key: Key) -> int:
-        return self._x("SELECT count(*) FROM members WHERE key_id = ?", (key.ref,)).fetchone()[0]
+    def remove_many(self, key: Key, members: Iterable[bytes]) -> int:
+        """Many at once: one ``executemany``, then the count once; for a sorted set or a
+        list, blocks rebuilt in one statement when that costs less than keeping them one
+        member at a time (more than 1/:data:`REBUILD_RATIO` of the collection)."""
+        doomed = list(members)
+        if key.type in ORDERED and (len(doomed) <= 8 or len(doomed) * REBUILD_RATIO <= self._size(key.ref)):
+            return sum(self.remove(key, m) for m in doomed)
+        removed = self.conn.executemany(
+            "DELETE FROM members WHERE key_id = ? AND member = ?", ((key.ref, m) for m in doomed)
+        ).rowcount
+        if removed:
+            self._grow(key.ref, -removed)
+            if key.type in ORDERED:
+                _build_blocks(self.conn, key.ref)  # type: ignore[arg-type]
+        return removed
 
     def members(self, key: Key) -> list[Member]:
         rows = self._x("SELECT member, value, score FROM members WHERE key_id = ? ORDER BY id", (key.ref,))
         return [Member(*r) for r in rows]
 
-    def ordered(self, key: Key, offset: int = 0, limit: int = -1, rev: bool = False) -> list[Member]:
-        if offset < 0:
-            return []
+    def _walk(self, key_id: object, offset: int, limit: int, rev: bool) -> list[Member]:
         order = "score DESC, member DESC" if rev else "score, member"
         rows = self._x(
             f"SELECT member, value, score FROM members WHERE key_id = ? ORDER BY {order} LIMIT ? OFFSET ?",
-            (key.ref, limit, offset),
+            (key_id, limit, offset),
         )
         return [Member(*r) for r in rows]
+
+    def ordered(self, key: Key, offset: int = 0, limit: int = -1, rev: bool = False) -> list[Member]:
+        if offset < 0:
+            return []
+        if offset < BLOCK_MAX or key.type not in ORDERED:
+            return self._walk(key.ref, offset, limit, rev)
+        size = self._size(key.ref)
+        if offset >= size:
+            return []
+        if limit < 0 or limit > size - offset:
+            limit = size - offset
+        # the same elements counted from the other end: start there when that is close
+        other = size - offset - limit
+        if other < BLOCK_MAX:
+            return self._walk(key.ref, other, limit, not rev)[::-1]
+        start = other if rev else offset
+        score, member, before = self._block_at(key.ref, start)
+        rows = self._x(
+            "SELECT member, value, score FROM members WHERE key_id = ? AND (score, member) >= (?, ?) "
+            "ORDER BY score, member LIMIT ? OFFSET ?",
+            (key.ref, score, member, limit, start - before),
+        )
+        found = [Member(*r) for r in rows]
+        return found[::-1] if rev else found
 
     def member_scan(self, key: Key, cursor: int, count: int) -> tuple[int, list[Member]]:
         if cursor > _MAX_ROWID:
@@ -319,14 +621,30 @@ class SqliteTxn(Txn):
         ).fetchone()[0]
 
     def rank(self, key: Key, member: bytes, rev: bool = False) -> int | None:
+        """The block sums before the member's block, plus the members before it there."""
         found = self.get(key, member)
         if found is None:
             return None
-        cmp = ">" if rev else "<"
-        return self._x(
-            f"SELECT count(*) FROM members WHERE key_id = ? AND (score {cmp} ? OR (score = ? AND member {cmp} ?))",
-            (key.ref, found.score, found.score, member),
+        size = self._size(key.ref)
+        if key.type in ORDERED and size > BLOCK_MAX:
+            score, bound_member = self._x(
+                "SELECT score, member FROM blocks WHERE key_id = ? AND (score, member) <= (?, ?) "
+                "ORDER BY score DESC, member DESC LIMIT 1",
+                (key.ref, found.score, member),
+            ).fetchone()
+            before = self._x(
+                "SELECT coalesce(sum(n), 0) FROM blocks WHERE key_id = ? AND (score, member) < (?, ?)",
+                (key.ref, score, bound_member),
+            ).fetchone()[0]
+        else:
+            score, bound_member, before = *FIRST, 0
+        within = self._x(
+            "SELECT count(*) FROM members WHERE key_id = ? AND (score, member) >= (?, ?) "
+            "AND (score, member) < (?, ?)",
+            (key.ref, score, bound_member, found.score, member),
         ).fetchone()[0]
+        position = int(before + within)
+        return size - 1 - position if rev else position
 
     # --- scripts --------------------------------------------------------------------
 

@@ -99,6 +99,8 @@ class MemoryTxn(Txn):
         return (0 if i >= len(order) else i), page
 
     def dbsize(self) -> int:
+        """Live keys, as SQLite's store answers (see ``SqliteTxn.dbsize``): Redis's answer
+        once a command has touched the expired ones."""
         return sum(1 for name in list(self.store.entries) if self._live(name))
 
     def random_key(self) -> Key | None:
