@@ -407,6 +407,13 @@ def dynamodb_value_too_large(key: str, size: int, limit: int) -> str:
     )
 
 
+def dynamodb_element_too_large(key: str, size: int, limit: int) -> str:
+    return (
+        f"ERR value is too large for the dynamodb backend: an element of key {key} would need "
+        f"{size} bytes; one element must fit in one DynamoDB item ({limit} bytes)"
+    )
+
+
 def dynamodb_too_many_keys(limit: int, writes: int, checks: int) -> str:
     return (
         f"ERR the dynamodb backend changes at most {limit} keys atomically; "
@@ -485,10 +492,9 @@ def json_expected(expected: str, found: str) -> str:
     return f"WRONGTYPE wrong type of path value - expected {expected} but found {found}"
 
 
-def json_unavailable(command: str) -> str:
-    """JSON.* on a Redis server without a JSON module."""
-    return (
-        f"ERR unknown command '{command}': this Redis server has no JSON module; documents "
-        "(JSON.*) are served by kvgate's sqlite, dynamodb and fakeredis backends, and by a "
-        "Redis with RedisJSON, Redis Stack, Redis 8 or Valkey with valkey-json"
-    )
+#: Why JSON.* is refused on a Redis server without a JSON module (README, "Documents").
+JSON_UNAVAILABLE = (
+    "this Redis server has no JSON module; documents (JSON.*) are served by kvgate's sqlite, "
+    "dynamodb and fakeredis backends, and by a Redis with RedisJSON (Redis Stack, Redis 8) or "
+    "Valkey with valkey-json"
+)

@@ -7,17 +7,22 @@ path as on a real server (parsing, MULTI/EXEC queueing) and error texts keep the
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import fakeredis
 import redis
+from fakeredis._helpers import SimpleString
 from fakeredis._socket._fakesocket import FakeSocket  # no public raw-socket API
+from fakeredis.model import BaseModel
 
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
 from kvgate.adapters.redis_pubsub import RedisSubscription
+from kvgate.commands import CommandTable, default_table
+from kvgate.engine.documents import command_entries
 from kvgate.errors import BackendUnavailable, ReplyError
 from kvgate.protocol import Args, Reply
 
@@ -34,6 +39,30 @@ class _RawSocket(FakeSocket):
 
     def _decode_error(self, error: Any) -> ReplyError:  # type: ignore[override]
         return ReplyError(_with_prefix(str(error.value)))
+
+    @staticmethod
+    def _key_value_type(key: Any) -> SimpleString:
+        """TYPE and SCAN TYPE: fakeredis keeps a document as the bare Python value and has
+        no type name for it (TYPE fails on an object, says ``list`` for an array): a
+        document is any value that is not bytes, a list of bytes or a model."""
+        value = key.value
+        if isinstance(value, list) and value and all(isinstance(v, bytes) for v in value):
+            return SimpleString(b"list")
+        if value is not None and not isinstance(value, bytes | list | BaseModel):
+            return SimpleString(DOCUMENT_TYPE)
+        if isinstance(value, list):
+            return SimpleString(DOCUMENT_TYPE)  # an empty list is a document: Redis drops empty lists
+        return FakeSocket._key_value_type(key)
+
+
+#: Redis's type name of a document (RedisJSON's).
+DOCUMENT_TYPE = b"ReJSON-RL"
+
+
+@cache
+def _commands() -> CommandTable:
+    """Redis 7.0's commands and RedisJSON's (fakeredis[json] runs JSON.*)."""
+    return default_table().merged(command_entries(), "JSON.* (fakeredis[json])")
 
 
 class FakeRedisBackend(Backend):
@@ -60,6 +89,10 @@ class FakeRedisBackend(Backend):
         if path and not (path.isdigit() and int(path) < 16):
             raise ValueError(f"a fakeredis database is a number from 0 to 15, not {path!r}")
         return int(path) if path else 0
+
+    @property
+    def commands(self) -> CommandTable:
+        return _commands()
 
     def _new_socket(self) -> _RawSocket:
         return _RawSocket(self.server, self.db, client_class=redis.Redis)

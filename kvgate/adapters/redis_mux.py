@@ -54,6 +54,7 @@ from kvgate.adapters.redis_pool import GiveUp, NodePool
 from kvgate.adapters.redis_pubsub import RedisSubscription
 from kvgate.adapters.resp_skim import RespError, Skimmer
 from kvgate.commands import CommandTable, default_table, entries_from_reply
+from kvgate.engine.documents import command_entries
 from kvgate.errors import (
     BackendError,
     BackendOverloaded,
@@ -398,6 +399,11 @@ class RedisBackend(Backend):
         """The table served: the server's, with the refusals of a shared server."""
         table = self._commands
         self._script_names = frozenset(c.name.encode() for c in table if "@scripting" in c.categories)
+        if table.get("json.get") is None:  # no JSON module: JSON.* refused with a word on where documents are
+            json_commands = command_entries()
+            table = table.merged(json_commands, "JSON.* (no JSON module)").refusing(
+                json_commands, error_texts.JSON_UNAVAILABLE, "no JSON module"
+            )
         if self._shared_with:
             table = table.refusing(FUNCTION_WRITERS, error_texts.FUNCTIONS_SERVER_WIDE, "shared server")
         if self._scripts_refused is not None:

@@ -66,13 +66,17 @@ async def test_module_commands_pass_through_with_the_servers_facts(
     assert (await ro.multi(["JSON.SET", "doc", "$.x", "1"]))[0] == 403
 
 
-async def test_without_the_module_the_command_is_unknown(
+async def test_without_the_module_json_is_refused_with_where_documents_are(
     gateway_client: GatewayClient, redis_server: RedisServer
 ) -> None:
     client = await gateway_client(make_config(redis_server.url))
     status, body = await Api(client).cmd("JSON.SET", "doc", "$", "{}")
     assert status == 400
-    assert body["error"].startswith("ERR unknown command 'JSON.SET', with args beginning with:")
+    assert body["error"].startswith(
+        "ERR command 'json.set' is not available over REST: this Redis server has no JSON"
+    )
+    status, body = await Api(client).cmd("NOSUCH.COMMAND", "x")
+    assert body["error"].startswith("ERR unknown command 'NOSUCH.COMMAND', with args beginning with:")
 
 
 def test_declared_facts_extend_the_baseline() -> None:
