@@ -132,6 +132,29 @@ REGISTRY: tuple[BackendEntry, ...] = (
         pubsub=True,
     ),
     BackendEntry(
+        name="rediscluster",
+        schemes=("redis+cluster", "rediss+cluster"),
+        factory="kvgate.adapters.redis_cluster:RedisClusterBackend",
+        url_form="redis+cluster://[user:password@]host:port[,host:port...], rediss+cluster://... (TLS)",
+        summary="a Redis Cluster (or a managed one): a few multiplexed connections per node, "
+        "each command sent to the node of its keys' hash slot, MOVED/ASK followed, failovers followed",
+        engine=False,
+        default_pool_size=2,
+        pubsub=True,
+        url_options=(
+            UrlOption(
+                "replica_reads",
+                "NO",
+                "YES sends read-only commands outside transactions to replicas (READONLY), "
+                "which may lag their primary.",
+                ("NO", "YES"),
+            ),
+            UrlOption(
+                "ssl_cert_reqs", "REQUIRED", "NONE skips TLS certificate verification.", ("REQUIRED", "NONE")
+            ),
+        ),
+    ),
+    BackendEntry(
         name="dynamodb",
         schemes=("dynamodb",),
         factory="kvgate.adapters.dynamodb:DynamoBackend",

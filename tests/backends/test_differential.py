@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from kvgate.adapters import entry_for
+from kvgate.commands import default_table
 from kvgate.errors import ReplyError
 from kvgate.protocol import envelope, result_encoder
 from tests.support.api import Api
@@ -172,11 +174,29 @@ FAKEREDIS_KNOWN: dict[tuple[str, ...], str] = {
 }
 
 
-def oracle_replies(server: RedisServer) -> list[dict[str, Any]]:
+def sequence_for(backend_url: str) -> list[list[str]]:
+    """:data:`SEQUENCE`, or for a Redis Cluster the same with every key hash-tagged ``{d}``:
+    a cluster runs a multi-key command only on keys of one slot (else CROSSSLOT, tested in
+    tests/backends/test_redis_cluster.py).  The oracle then runs the tagged sequence too."""
+    if entry_for(backend_url).name != "rediscluster":
+        return SEQUENCE
+    table = default_table()
+    out = []
+    for cmd in SEQUENCE:
+        args = [a.encode() for a in cmd]
+        try:
+            keys = set(table.lookup(args).key_positions(args))
+        except ReplyError:
+            keys = set()
+        out.append(["{d}" + a if i in keys else a for i, a in enumerate(cmd)])
+    return out
+
+
+def oracle_replies(server: RedisServer, sequence: list[list[str]] = SEQUENCE) -> list[dict[str, Any]]:
     server.command("FLUSHALL")
     encode = result_encoder(False)
     out = []
-    for cmd in SEQUENCE:
+    for cmd in sequence:
         reply = server.command(*cmd)
         if type(reply).__name__ == "ReplyError":
             reply = ReplyError(str(reply))
@@ -185,27 +205,29 @@ def oracle_replies(server: RedisServer) -> list[dict[str, Any]]:
 
 
 async def test_kvgate_matches_redis(api: Api, redis_server: RedisServer, backend_url: str) -> None:
-    expected = oracle_replies(redis_server)
+    sequence = sequence_for(backend_url)
+    expected = oracle_replies(redis_server, sequence)
     if backend_url.startswith("redis"):
         redis_server.command("FLUSHALL")
     actual = []
-    for cmd in SEQUENCE:  # one request per command: the single-command path
+    for cmd in sequence:  # one request per command: the single-command path
         status, body = await api.cmd(*cmd)
         assert (status == 200) == ("result" in body), (cmd, status, body)
         actual.append(body)
     mismatches = [
-        (i, SEQUENCE[i], expected[i], actual[i])
-        for i in range(len(SEQUENCE))
+        (i, sequence[i], expected[i], actual[i])
+        for i in range(len(sequence))
         if expected[i] != actual[i]
         and not (backend_url.startswith("fakeredis") and tuple(SEQUENCE[i]) in FAKEREDIS_KNOWN)
     ]
     assert not mismatches, "\n".join(f"{i} {c}: redis {e} / kvgate {a}" for i, c, e, a in mismatches)
 
 
-async def test_pipeline_matches_single_commands(api: Api) -> None:
-    _, via_pipeline = await api.pipeline(*SEQUENCE)
+async def test_pipeline_matches_single_commands(api: Api, backend_url: str) -> None:
+    sequence = sequence_for(backend_url)
+    _, via_pipeline = await api.pipeline(*sequence)
     await api.cmd("FLUSHALL")
-    singles = [(await api.cmd(*cmd))[1] for cmd in SEQUENCE]
+    singles = [(await api.cmd(*cmd))[1] for cmd in sequence]
     assert via_pipeline == singles
 
 
@@ -215,7 +237,11 @@ async def test_transaction_replies_match_redis_exec(
 ) -> None:
     # queue-time errors would discard it all: keep the arity-correct ones, and leave out
     # what fakeredis is known to get wrong
-    body = [c for c in SEQUENCE[:60] if c != ["GET"] and tuple(c) not in FAKEREDIS_KNOWN]
+    body = [
+        c
+        for c, untagged in zip(sequence_for(backend_url)[:60], SEQUENCE, strict=False)
+        if c != ["GET"] and tuple(untagged) not in FAKEREDIS_KNOWN
+    ]
     redis_server.command("FLUSHALL")
     raw = redis_server.commands([["MULTI"], *body, ["EXEC"]])[-1]
     assert isinstance(raw, list)

@@ -116,7 +116,7 @@ COMMAND_CALLS = [
         "/pipeline",
         PIPELINE,
         200,
-        [["SET", "a", "x"], ["GET", "a"], ["MGET", "a", "none"]],
+        [["SET", "a", "x"], ["GET", "a"], ["MGET", "a", "{a}none"]],  # {a}: a's slot (a cluster)
         headers=B64,
         expect=[{"result": "OK"}, {"result": "eA=="}, {"result": ["eA==", None]}],
     ),

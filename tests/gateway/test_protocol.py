@@ -151,30 +151,33 @@ async def test_transaction_runtime_error_does_not_abort(api: Api) -> None:
 
 
 async def test_transaction_discarded_as_a_whole_is_non_2xx(api: Api) -> None:
-    status, body = await api.multi(["SET", "t", "1"], ["GET"], ["SET", "t2", "2"])
+    # {t}: one hash slot, as a Redis Cluster needs for the keys of one transaction
+    status, body = await api.multi(["SET", "{t}", "1"], ["GET"], ["SET", "{t}2", "2"])
     assert status == 400
     assert body == {"error": "EXECABORT Transaction discarded because of previous errors."}
-    assert await api.result("EXISTS", "t", "t2") == 0
+    assert await api.result("EXISTS", "{t}", "{t}2") == 0
 
 
 async def test_transaction_is_atomic_under_concurrency(api: Api) -> None:
     import asyncio
 
-    await api.cmd("SET", "balance", "0")
+    await api.cmd("SET", "{a}balance", "0")  # {a}: one hash slot (a Redis Cluster's transaction)
 
     async def move() -> None:
-        status, _ = await api.multi(["INCRBY", "balance", "5"], ["DECRBY", "balance", "5"], ["INCR", "count"])
+        status, _ = await api.multi(
+            ["INCRBY", "{a}balance", "5"], ["DECRBY", "{a}balance", "5"], ["INCR", "{a}count"]
+        )
         assert status == 200
 
     async def observe() -> set[str]:
         seen = set()
         for _ in range(20):
-            seen.add(await api.result("GET", "balance"))
+            seen.add(await api.result("GET", "{a}balance"))
         return seen
 
     results = await asyncio.gather(*(move() for _ in range(30)), observe())
     assert results[-1] == {"0"}  # never sees the intermediate "5"
-    assert await api.result("GET", "count") == "30"
+    assert await api.result("GET", "{a}count") == "30"
 
 
 async def test_refused_commands_in_batches(api: Api) -> None:
@@ -422,7 +425,7 @@ async def test_options_are_read_the_way_redis_reads_them(api: Api, backend_url: 
     require_commands(backend_url, "xadd", "xgroup|create", "xreadgroup")
     # a key named "db" or a group named "BLOCK" is not an option
     await api.cmd("SET", "DB", "v")
-    assert await api.cmd("COPY", "DB", "copy") == (200, {"result": 1})
+    assert await api.cmd("COPY", "DB", "{DB}copy") == (200, {"result": 1})  # {DB}: DB's slot
     await api.cmd("XADD", "s", "1-1", "f", "v")
     await api.cmd("XGROUP", "CREATE", "s", "BLOCK", "0")
     status, body = await api.cmd("XREADGROUP", "GROUP", "BLOCK", "c", "COUNT", "1", "STREAMS", "s", ">")

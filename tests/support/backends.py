@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cluster import cluster_for
 from tests.support.servers import RedisServer
 
 
@@ -21,6 +22,12 @@ def _redis_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url
 
 
+def _redis_cluster_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    cluster = cluster_for(request.config)
+    cluster.flush()
+    return cluster.url()
+
+
 def _dynamodb_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("dynamodb_local").clean_table()
 
@@ -32,6 +39,7 @@ def _fakeredis_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 BACKEND_URLS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
     "sqlite": _sqlite_url,
     "redis": _redis_url,
+    "rediscluster": _redis_cluster_url,
     "dynamodb": _dynamodb_url,
     "fakeredis": _fakeredis_url,
 }
