@@ -156,7 +156,8 @@ DATABASE_SETTINGS: tuple[Setting, ...] = (
         "tokens",
         list,
         [],
-        "Read-write bearer tokens. With none, one is generated at start and printed.",
+        "Read-write bearer tokens. With none, one is generated, printed once and saved for later runs "
+        "(README: Operations).",
         "KVGATE_TOKEN",
         secret=True,
     ),
