@@ -80,6 +80,7 @@ OPS_PREFIX = "/_kvgate/"
 #: The web console (kvgate/console/): HTML for people, not part of the REST API.
 CONSOLE = "console"
 RESP2_TYPE = "application/octet-stream"
+VARY = {"Vary": "Origin"}
 
 
 class Gateway:
@@ -252,7 +253,7 @@ class Gateway:
         return web.Response(body=body, status=status, headers=headers)
 
     def preflight(
-        self, request: web.BaseRequest, origin: str, policy: CorsPolicy | None, allowed: tuple[str, ...]
+        self, origin: str, policy: CorsPolicy | None, allowed: tuple[str, ...]
     ) -> web.StreamResponse:
         """A CORS preflight (kvgate/cors.py): 204 for an allowed origin, else 403."""
         if policy is None or not policy.allows(origin):
@@ -280,15 +281,13 @@ class Gateway:
             method = request.method
             allowed = ENDPOINT_METHODS[endpoint]
             origin = request.headers.get("Origin")
-            if origin:
-                policy = self.cors.get(name)
-                if policy is not None and policy.allows(origin):
-                    cors = policy.reply_headers(origin)
-                if method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
-                    cors = None  # a preflight's answer carries its own headers
-                    command = "preflight"
-                    response = self.preflight(request, origin, policy, allowed)
-                    raise _Answered(response)
+            policy = self.cors.get(name)
+            if policy is not None:  # replies differ by Origin: caches must know
+                cors = policy.reply_headers(origin) if origin and policy.allows(origin) else VARY
+            if origin and method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+                cors = None  # a preflight's answer carries its own headers
+                command = "preflight"
+                raise _Answered(self.preflight(origin, policy, allowed))
             if method not in allowed:
                 raise MethodNotAllowed(error_texts.method_not_allowed(method), allowed)
             access = database.authenticate(self.presented_token(request))
