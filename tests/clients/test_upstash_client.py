@@ -792,6 +792,75 @@ async def test_async_client_concurrent_requests(aredis: AsyncRedis) -> None:
     assert await aredis.mget(*(f"k{i}" for i in range(20))) == [f"v{i} ✓" for i in range(20)]
 
 
+# --- documents (JSON.*) ---------------------------------------------------------------
+
+
+def on_plain_redis(gate: KvgateServer) -> bool:
+    return any(a.startswith("redis://") for a in gate.args)
+
+
+def test_json_documents(gate: KvgateServer, redis: Redis) -> None:
+    """The client's ``redis.json`` commands (values as JSON text through ``execute`` where
+    the client would send a dict: kvgate takes strings, numbers and booleans)."""
+    if on_plain_redis(gate):  # the suite's Redis has no JSON module: refused, with where documents are
+        with pytest.raises(
+            UpstashError, match=r"^ERR command 'json.set' is not available over REST: this Redis"
+        ):
+            redis.json.set("doc", "$", 1)
+        return
+    doc = '{"name":"kvgate","tags":["gateway"],"stars":3,"nested":{"on":true}}'
+    assert redis.execute(["JSON.SET", "doc", "$", doc]) is True  # the client formats OK as True
+    assert redis.json.get("doc") == [
+        {"name": "kvgate", "tags": ["gateway"], "stars": 3, "nested": {"on": True}}
+    ]
+    assert redis.json.get("doc", "$.name") == ["kvgate"]
+    assert redis.json.type("doc", "$.tags") == ["array"]
+    assert redis.json.set("doc", "$.name", "kv gate ✓") is True
+    # lengths in bytes, as RedisJSON counts (fakeredis counts characters)
+    size = len if on_fakeredis(gate) else (lambda text: len(text.encode()))
+    assert redis.json.strlen("doc", "$.name") == [size("kv gate ✓")]
+    assert redis.json.strappend("doc", "$.name", "!") == [size("kv gate ✓!")]
+    if on_fakeredis(gate):  # fakeredis answers NUMINCRBY with a list of doubles, not JSON text
+        redis.execute(["JSON.SET", "doc", "$.stars", "10"])
+    else:
+        assert redis.json.numincrby("doc", "$.stars", 2) == [5]
+        assert redis.json.nummultby("doc", "$.stars", 2) == [10]
+    assert redis.json.arrappend("doc", "$.tags", "redis", "json") == [3]
+    assert redis.json.arrinsert("doc", "$.tags", 0, "first") == [4]
+    assert redis.json.arrindex("doc", "$.tags", "redis") == [2]
+    assert redis.json.arrlen("doc", "$.tags") == [4]
+    assert redis.json.arrpop("doc", "$.tags") == ["json"]
+    assert redis.json.arrtrim("doc", "$.tags", 0, 1) == [2]
+    assert redis.json.objkeys("doc", "$.nested") == [["on"]]
+    assert redis.json.objlen("doc", "$.nested") == [1]
+    assert redis.json.toggle("doc", "$.nested.on") == [False]
+    assert redis.json.set("doc", "$.added", 7, nx=True) is True
+    assert redis.json.set("doc", "$.added", 8, nx=True) is False
+    assert redis.json.merge("doc", "$.nested", "x") is True
+    assert redis.json.mset([("doc", "$.stars", 1), ("doc2", "$", "two")]) is True
+    # fakeredis answers a JSONPath's first match, not the list of matches
+    mget = [1, None, None] if on_fakeredis(gate) else [[1], [], None]
+    assert redis.json.mget(["doc", "doc2", "nope"], "$.stars") == mget
+    assert redis.json.clear("doc", "$.tags") == 1
+    assert redis.json.delete("doc", "$.added") == 1
+    assert redis.json.forget("doc", "$.nope") == 0
+    assert redis.type("doc") == "ReJSON-RL"
+    assert redis.json.get("doc", "$.tags", "$.stars") == {"$.tags": [[]], "$.stars": [1]}
+    if not on_fakeredis(gate):  # fakeredis creates the key
+        with pytest.raises(UpstashError, match=r"^ERR new objects must be created at the root"):
+            redis.json.set("nope", "$.a", 1)
+    with client(gate, RO) as ro:
+        assert ro.json.get("doc", "$.stars") == [1]
+        with pytest.raises(UpstashError, match=r"^NOPERM"):
+            ro.json.set("doc", "$.stars", 2)
+    pipe = redis.pipeline()
+    pipe.json.arrappend("doc", "$.tags", 1)
+    pipe.json.arrlen("doc", "$.tags")
+    assert pipe.exec() == [[1], [1]]
+    assert redis.json.delete("doc") == 1
+    assert redis.exists("doc") == 0
+
+
 # --- the JavaScript client --------------------------------------------------------------
 
 
@@ -802,7 +871,14 @@ def test_js_client_end_to_end(gate: KvgateServer, redis: Redis) -> None:
         )
     node = shutil.which("node")
     assert node is not None, "tests/clients/js/node_modules is installed but `node` is not on PATH"
-    env = {**os.environ, "KVGATE_URL": gate.url, "KVGATE_TOKEN": RW, "KVGATE_RO_TOKEN": RO}
+    documents = "none" if on_plain_redis(gate) else "fakeredis" if on_fakeredis(gate) else "full"
+    env = {
+        **os.environ,
+        "KVGATE_URL": gate.url,
+        "KVGATE_TOKEN": RW,
+        "KVGATE_RO_TOKEN": RO,
+        "KVGATE_DOCUMENTS": documents,
+    }
     proc = subprocess.run(
         [node, str(JS_DIR / "e2e.mjs")], capture_output=True, text=True, timeout=60, env=env
     )

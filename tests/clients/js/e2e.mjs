@@ -477,6 +477,59 @@ await check("read-only token", async () => {
   assert.equal(await redis.get("ro-key"), UNICODE);
 });
 
+// KVGATE_DOCUMENTS: "full" (kvgate's engine), "fakeredis" (fakeredis[json], which differs from
+// RedisJSON in places, see tests/backends/test_json_backends.py) or "none" (a Redis without JSON)
+const documents = process.env.KVGATE_DOCUMENTS ?? "full";
+
+await check("documents (json.*)", async () => {
+  if (documents === "none") {
+    await rejects(redis.json.set("doc", "$", { a: 1 }), /not available over REST: this Redis server has no JSON module/);
+    return;
+  }
+  const full = documents === "full";
+  assert.equal(await redis.json.set("doc", "$", { name: "kvgate", tags: ["gateway"], stars: 3, nested: { on: true } }), "OK");
+  assert.deepEqual(await redis.json.get("doc", "$.name"), ["kvgate"]);
+  assert.deepEqual(await redis.json.get("doc"), full ? { name: "kvgate", tags: ["gateway"], stars: 3, nested: { on: true } } : {});
+  assert.deepEqual(await redis.json.type("doc", "$.tags"), ["array"]);
+  assert.equal(await redis.json.set("doc", "$.name", JSON.stringify(UNICODE)), "OK");
+  assert.deepEqual(await redis.json.get("doc", "$.name"), [UNICODE]);
+  if (full) {
+    assert.deepEqual(await redis.json.strlen("doc", "$.name"), [new TextEncoder().encode(UNICODE).length]);
+    assert.deepEqual(await redis.json.numincrby("doc", "$.stars", 2), [5]);
+    assert.deepEqual(await redis.json.nummultby("doc", "$.stars", 1.5), [7.5]);
+  }
+  assert.deepEqual(await redis.json.arrappend("doc", "$.tags", '"redis"', '"json"'), [3]);
+  assert.deepEqual(await redis.json.arrinsert("doc", "$.tags", 0, '"first"'), [4]);
+  assert.deepEqual(await redis.json.arrindex("doc", "$.tags", '"redis"'), [2]);
+  assert.deepEqual(await redis.json.arrlen("doc", "$.tags"), [4]);
+  assert.deepEqual(await redis.json.arrpop("doc", "$.tags"), ["json"]);
+  assert.deepEqual(await redis.json.arrtrim("doc", "$.tags", 0, 1), [2]);
+  assert.deepEqual(await redis.json.objkeys("doc", "$.nested"), [["on"]]);
+  assert.deepEqual(await redis.json.objlen("doc", "$.nested"), [1]);
+  // fakeredis answers true/false where RedisJSON answers 1/0
+  assert.deepEqual(await redis.json.toggle("doc", "$.nested.on"), [full ? 0 : false]);
+  assert.equal(await redis.json.set("doc", "$.added", 7, { nx: true }), "OK");
+  assert.equal(await redis.json.set("doc", "$.added", 8, { nx: true }), null);
+  assert.equal(await redis.json.merge("doc", "$.nested", { more: [1, 2] }), "OK");
+  assert.equal(await redis.json.mset({ key: "doc", path: "$.stars", value: 1 }, { key: "doc2", path: "$", value: [1, 2] }), "OK");
+  if (full) assert.deepEqual(await redis.json.mget(["doc", "doc2", "nope"], "$.stars"), [[1], [], null]);
+  assert.equal(await redis.json.clear("doc", "$.tags"), 1);
+  assert.equal(await redis.json.del("doc", "$.added"), 1);
+  assert.equal(await redis.json.forget("doc", "$.nope"), 0);
+  assert.equal(await redis.type("doc"), "ReJSON-RL");
+  const p = redis.pipeline();
+  p.json.arrappend("doc", "$.tags", 1);
+  p.json.arrlen("doc", "$.tags");
+  assert.deepEqual(await p.exec(), [[1], [1]]);
+  if (roToken) {
+    const ro = new Redis({ url, token: roToken, retry: false });
+    assert.deepEqual(await ro.json.arrlen("doc", "$.tags"), [1]);
+    await rejects(ro.json.set("doc", "$.stars", 2), /NOPERM/);
+  }
+  assert.equal(await redis.json.del("doc", "$"), 1);
+  assert.equal(await redis.exists("doc"), 0);
+});
+
 await check("wrong token", async () => {
   const bad = new Redis({ url, token: "not-the-token", retry: false });
   await rejects(bad.get("k"), /WRONGPASS/);
