@@ -14,6 +14,11 @@ from collections.abc import Callable, Iterable
 
 from kvgate.adapters import Health
 
+#: DynamoDB capacity units consumed in this process (from ReturnConsumedCapacity), by
+#: (table, kind: "read" or "write", command: the unit's command, "multi", "pipeline" for a
+#: run of reads, "gc" for cleanup); kvgate/adapters/dynamodb.py adds to it.
+DYNAMODB_CAPACITY: Counter[tuple[str, str, str]] = Counter()
+
 # Upper bounds of the latency histogram, in seconds.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
@@ -101,5 +106,16 @@ class Metrics:
             for name, value in sorted(health.gauges.items()):
                 gauges.append(f'kvgate_backend_{name}{{pid="{pid}",database="{db}"}} {value:g}')
         lines += gauges
+        if DYNAMODB_CAPACITY:
+            lines += [
+                "# HELP kvgate_dynamodb_capacity_units_total DynamoDB capacity units consumed, by table, "
+                "kind (read, write) and command.",
+                "# TYPE kvgate_dynamodb_capacity_units_total counter",
+            ]
+            for (table, kind, command), units in sorted(DYNAMODB_CAPACITY.items()):
+                lines.append(
+                    f'kvgate_dynamodb_capacity_units_total{{pid="{pid}",table="{table}",kind="{kind}",'
+                    f'command="{command}"}} {units:g}'
+                )
         lines.append(f'kvgate_start_time_seconds{{pid="{pid}"}} {self.started:.0f}')
         return "\n".join(lines) + "\n"

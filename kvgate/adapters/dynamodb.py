@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
 import random
 import re
+import struct
 import time
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
@@ -31,23 +33,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kvgate import error_texts
+from kvgate.adapters import dynamodb_bigwrite as bigwrite
 from kvgate.adapters import dynamodb_items as items
 from kvgate.adapters import entry_named, redact_url
 from kvgate.adapters.base import Backend, BackendSettings, Health
 from kvgate.adapters.dynamodb_items import (
     CURSOR_PREFIX,
+    ELEMENT,
+    HEAD,
     KEY_PREFIX,
     MAX_ITEM_BYTES,
     MAX_KEY_NAME_BYTES,
     MAX_TRANSACTION_BYTES,
     MAX_TRANSACTION_ITEMS,
+    ORDER,
     SCRIPT_PREFIX,
+    Entry,
 )
-from kvgate.adapters.dynamodb_txn import Need, Snapshot, SnapshotTxn
+from kvgate.adapters.dynamodb_txn import ELEMENT_REQUESTS, Need, Snapshot, SnapshotTxn
 from kvgate.commands import CommandTable
 from kvgate.engine import Engine, command_table
 from kvgate.engine.scripting import Scripting
-from kvgate.engine.storage import Key, KeyType
+from kvgate.engine.storage import Key, KeyType, Member
 from kvgate.errors import (
     BackendError,
     BackendOverloaded,
@@ -56,6 +63,7 @@ from kvgate.errors import (
     ReplyError,
     StartupError,
 )
+from kvgate.metrics import DYNAMODB_CAPACITY
 from kvgate.protocol import Args, Reply
 
 log = logging.getLogger("kvgate.dynamodb")
@@ -80,6 +88,12 @@ _RETRYABLE = frozenset(
 _TOO_LARGE = re.compile(r"size|too large", re.IGNORECASE)  # DynamoDB's texts for its limits
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
+#: The command a DynamoDB call is made for (a label of the capacity metric).
+CAPACITY_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("dynamodb_command", default="other")
+_READ_CALLS = frozenset({"get_item", "batch_get_item", "transact_get_items", "query", "scan"})
+_LIST_POSITION = struct.Struct(">d")
+#: Candidate members fetched at once, once a unit has asked for a second element.
+MAX_CANDIDATES = 5000
 
 
 @dataclass(frozen=True)
@@ -166,6 +180,15 @@ class DynamoBackend(Backend):
         self._last_error = ""
         self.conflicts = 0
         self.units = 0
+        #: Cleanup (see dynamodb_bigwrite): how often the sweeper looks, how long after a
+        #: head stops naming a generation its elements go (longer than any unit runs), how
+        #: long a large write may take before its half-written generation is swept.
+        self.gc_interval = 5.0
+        self.gc_grace_ms = int(self.settings.timeout * 1000) + 2000
+        self.lease_ms = int(self.settings.timeout * 1000) + 5000
+        #: Tests: a large write fails after this many batches, as if kvgate died there.
+        self.fail_after_batches: int | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     def parse_url(cls, url: str) -> DynamoURL:
@@ -213,10 +236,18 @@ class DynamoBackend(Backend):
             return
         schema = [(k["AttributeName"], k["KeyType"]) for k in description["KeySchema"]]
         types = {a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]}
-        if schema != [("pk", "HASH")] or types.get("pk") != "B":
+        if schema == [("pk", "HASH")] and types.get("pk") == "B":
             raise StartupError(
-                f"dynamodb: table {self.table!r} is not a kvgate table (its key must be one binary "
-                f"partition key 'pk'; it has {schema}); create one with: kvgate dynamodb create-table <url>"
+                f"dynamodb: table {self.table!r} has kvgate's old layout (one item per key, no sort "
+                f"key); create a table of the new layout with: kvgate dynamodb create-table <new url>, "
+                f"then copy the keys with: python -m kvgate.adapters.dynamodb_upgrade "
+                f"'{redact_url(self.url)}' <new url>"
+            )
+        if schema != [("pk", "HASH"), ("sk", "RANGE")] or types.get("pk") != "B" or types.get("sk") != "B":
+            raise StartupError(
+                f"dynamodb: table {self.table!r} is not a kvgate table (its key must be a binary "
+                f"partition key 'pk' and a binary sort key 'sk'; it has {schema}); create one with: "
+                f"kvgate dynamodb create-table <url>"
             )
 
     def _missing_table(self) -> str:
@@ -235,8 +266,14 @@ class DynamoBackend(Backend):
             config=_client_config(self.pool_size, self.settings.timeout),
         )
         self._client = await self._client_cm.__aenter__()
+        self._sweeper = asyncio.get_running_loop().create_task(bigwrite.sweeper(self))
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sweeper
+            self._sweeper = None
         client_cm, self._client_cm, self._client = self._client_cm, None, None
         if client_cm is not None:
             await client_cm.__aexit__(None, None, None)
@@ -302,6 +339,7 @@ class DynamoBackend(Backend):
 
     async def _run_part(self, commands: list[Args], writable: bool) -> list[Reply]:
         """A run of reads, or one write."""
+        CAPACITY_LABEL.set(self._label(commands[0]) if len(commands) == 1 else "pipeline")
         if writable:
             incr = self._as_increment(commands[0])
             if incr is not None:
@@ -315,10 +353,15 @@ class DynamoBackend(Backend):
 
     async def _transaction(self, commands: list[Args]) -> list[Reply]:
         writable = not all(self.engine.is_read(c) for c in commands)
+        CAPACITY_LABEL.set("multi")
         try:
             return await self._unit(commands, writable=writable)
         except _Refused as exc:
             raise ReplyError(exc.message + "; the transaction was not applied") from None
+
+    def _label(self, args: Args) -> str:
+        command = self.commands.get(args[0].lower().decode("utf-8", "replace"))
+        return command.name if command is not None else "other"
 
     # -- one unit -------------------------------------------------------------------
 
@@ -326,6 +369,7 @@ class DynamoBackend(Backend):
         self.units += 1
         names, shas = self._prefetch(commands)
         snapshot = Snapshot()
+        candidates = _candidates(commands)
         await self._fetch(snapshot, names, shas, atomic=not writable)
         needs = conflicts = 0
         while True:
@@ -336,11 +380,12 @@ class DynamoBackend(Backend):
                 needs += 1
                 if needs > MAX_NEEDS:
                     raise _Refused(error_texts.dynamodb_too_many_needs(MAX_NEEDS)) from None
-                await self._satisfy(snapshot, need.request, writable)
+                await self._satisfy(snapshot, need.request, writable, candidates)
                 continue
-            if not writable:
-                return replies
             try:
+                if not writable:
+                    await self._validate(snapshot)
+                    return replies
                 await self._commit(txn, snapshot)
                 return replies
             except (_Conflict, _Retry):
@@ -350,8 +395,28 @@ class DynamoBackend(Backend):
                     raise BackendOverloaded(error_texts.DYNAMODB_CONFLICTS) from None
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**conflicts)))
                 fresh = Snapshot(keyspace=snapshot.keyspace)
-                await self._fetch(fresh, list(snapshot.entries), list(snapshot.scripts), atomic=False)
+                # a key written blind that turned out to be a spilled collection is read now
+                again = list(snapshot.entries) + [n for n in txn.dirty if n not in snapshot.entries]
+                await self._fetch(fresh, again, list(snapshot.scripts), atomic=not writable)
                 snapshot = fresh
+
+    async def _validate(self, snapshot: Snapshot) -> None:
+        """A read unit that read elements of a spilled collection besides one item: its
+        heads are read again, and an unchanged version vouches that what was read of the
+        collection is one state (every write of a collection replaces its version)."""
+        read = [name for name, stored in snapshot.elements.items() if stored.reads]
+        if not read:
+            return
+        if len(snapshot.entries) == 1 and sum(s.reads for s in snapshot.elements.values()) == 1:
+            stored = snapshot.elements[read[0]]
+            if len([m for m in stored.members.values()]) <= 1 and not stored.ranges and not stored.by_score:
+                return  # one element of one key: read at one moment anyway
+        found = await self._get_items([KEY_PREFIX + n for n in read], atomic=True)
+        for name in read:
+            item = found.get(KEY_PREFIX + name)
+            token = item["ver"]["B"] if item and "ver" in item else None
+            if token != snapshot.tokens.get(name):
+                raise _Conflict()
 
     def _prefetch(self, commands: list[Args]) -> tuple[list[bytes], list[bytes]]:
         """The keys and cached scripts the command table says the unit will need."""
@@ -374,14 +439,23 @@ class DynamoBackend(Backend):
                 shas[args[1].lower()] = None
         return list(names), list(shas)
 
-    async def _satisfy(self, snapshot: Snapshot, request: tuple[Hashable, ...], writable: bool) -> None:
+    async def _satisfy(
+        self,
+        snapshot: Snapshot,
+        request: tuple[Hashable, ...],
+        writable: bool,
+        candidates: list[bytes] | None = None,
+    ) -> None:
         kind = request[0]
         if kind == "key":
             name: bytes = request[1]  # type: ignore[assignment]
             if writable:
                 await self._fetch(snapshot, [name], [], atomic=False)
             else:  # a read unit stays one snapshot: everything again, together
+                snapshot.elements.clear()  # of the generations the heads named before
                 await self._fetch(snapshot, [*snapshot.entries, name], list(snapshot.scripts), atomic=True)
+        elif kind in ELEMENT_REQUESTS:
+            await self._fetch_elements(snapshot, request, candidates or [])
         elif kind == "script":
             await self._fetch(snapshot, [], [request[1]], atomic=False)  # type: ignore[list-item]
         elif kind == "scan":
@@ -394,6 +468,163 @@ class DynamoBackend(Backend):
             raise RuntimeError(f"unknown request {request!r}")
 
     # -- reads ----------------------------------------------------------------------
+
+    async def _fetch_elements(
+        self, snapshot: Snapshot, request: tuple[Hashable, ...], candidates: list[bytes]
+    ) -> None:
+        """Read what an element request asks of a spilled collection into the snapshot."""
+        kind, name = request[0], request[1]
+        assert isinstance(name, bytes)
+        entry = snapshot.entries[name]
+        assert entry is not None and entry.gen is not None
+        type, gen = entry.key.type, entry.gen
+        stored = snapshot.stored(name)
+        stored.reads += 1
+        if kind == "member":
+            member = request[2]
+            assert isinstance(member, bytes)
+            wanted = [member]
+            if stored.reads > 1 and type is not KeyType.LIST:  # a second one: every candidate
+                wanted += [c for c in candidates if c not in stored.members and c != member]
+            keys = {}
+            for want_m in wanted[: MAX_CANDIDATES + 1]:
+                score = _LIST_POSITION.unpack(want_m)[0] if type is KeyType.LIST and len(want_m) == 8 else 0.0
+                keys[items.element_sk(type, gen, want_m, score)] = want_m
+            found = await self._get_element_items(name, list(keys))
+            for sk, want_m in keys.items():
+                item = found.get(sk)
+                stored.members[want_m] = items.decode_element(type, item) if item is not None else None
+        elif kind == "members":
+            stored.members = {m.member: m async for m in self._query_elements(name, type, gen)}
+            stored.complete = True
+        elif kind == "range":
+            rev, want = request[2], request[3]
+            assert isinstance(want, int)
+            prefix = (ELEMENT if type is KeyType.LIST else ORDER) + gen
+            found_items, exhausted = await self._query_range(name, prefix, None, None, bool(rev), want)
+            decode = (lambda i: items.decode_element(type, i)) if type is KeyType.LIST else items.decode_order
+            in_order = [decode(i) for i in found_items]
+            stored.ranges[bool(rev)] = (in_order, exhausted)
+            for one in in_order:
+                stored.members.setdefault(one.member, one)
+        else:  # byscore
+            low, low_open, high, high_open, rev, want = request[2:8]
+            assert isinstance(low, int | float) and isinstance(high, int | float) and isinstance(want, int)
+            prefix = ORDER + gen
+            lo = prefix + items.order_bytes(low)
+            hi_n = min(int.from_bytes(items.order_bytes(high), "big") + 1, 2**64 - 1)
+            hi = prefix + hi_n.to_bytes(8, "big")
+
+            def inside(m: Member) -> bool:
+                return (m.score > low if low_open else m.score >= low) and (
+                    m.score < high if high_open else m.score <= high
+                )
+
+            found_items, exhausted = await self._query_range(
+                name, prefix, lo, hi, bool(rev), want, lambda i: inside(items.decode_order(i))
+            )
+            in_range = [one for one in map(items.decode_order, found_items) if inside(one)]
+            stored.by_score[(low, bool(low_open), high, bool(high_open), bool(rev))] = (in_range, exhausted)
+            for one in in_range:
+                stored.members.setdefault(one.member, one)
+
+    async def _get_element_items(self, name: bytes, sks: list[bytes]) -> dict[bytes, dict[str, Any]]:
+        """Element items of ``name`` by sort key (strongly consistent)."""
+        key = items.pk(name)
+        if len(sks) == 1:
+            r = await self._call(
+                self._client.get_item,
+                TableName=self.table,
+                Key={"pk": key, "sk": {"B": sks[0]}},
+                ConsistentRead=True,
+            )
+            return {sks[0]: r["Item"]} if "Item" in r else {}
+        found: dict[bytes, dict[str, Any]] = {}
+
+        async def batch(chunk: list[bytes]) -> None:
+            pending: list[dict[str, Any]] = [{"pk": key, "sk": {"B": sk}} for sk in chunk]
+            delay = 0.005
+            while pending:
+                r = await self._call(
+                    self._client.batch_get_item,
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}},
+                )
+                for item in r["Responses"].get(self.table, []):
+                    found[item["sk"]["B"]] = item
+                pending = r.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if pending:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+
+        chunks = [sks[at : at + 100] for at in range(0, len(sks), 100)]
+        for at in range(0, len(chunks), 8):  # 8 requests in flight
+            await asyncio.gather(*(batch(c) for c in chunks[at : at + 8]))
+        return found
+
+    async def _query_elements(self, name: bytes, type: KeyType, gen: bytes) -> Any:
+        """Every element of generation ``gen`` of ``name``, in sort key order."""
+        start = None
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = await self._call(
+                self._client.query,
+                TableName=self.table,
+                KeyConditionExpression="#pk = :pk AND begins_with(#sk, :p)",
+                ExpressionAttributeNames={"#pk": "pk", "#sk": "sk"},
+                ExpressionAttributeValues={":pk": items.pk(name), ":p": {"B": ELEMENT + gen}},
+                ConsistentRead=True,
+                **kwargs,
+            )
+            for item in page.get("Items", []):
+                yield items.decode_element(type, item)
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return
+
+    async def _query_range(
+        self,
+        name: bytes,
+        prefix: bytes,
+        lo: bytes | None,
+        hi: bytes | None,
+        rev: bool,
+        want: int,
+        keep: Any = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Items of ``name`` with sort keys starting with ``prefix`` (between ``lo`` and
+        ``hi`` when given) in order, until ``want`` of them pass ``keep`` (-1: all); and
+        whether that was all of them."""
+        if lo is not None and hi is not None:
+            condition = "#pk = :pk AND #sk BETWEEN :lo AND :hi"
+            values = {":pk": items.pk(name), ":lo": {"B": lo}, ":hi": {"B": hi}}
+        else:
+            condition = "#pk = :pk AND begins_with(#sk, :p)"
+            values = {":pk": items.pk(name), ":p": {"B": prefix}}
+        out: list[dict[str, Any]] = []
+        kept = 0
+        start = None
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            if want >= 0:
+                kwargs["Limit"] = max(1, min(want - kept + 1, 1000))
+            page = await self._call(
+                self._client.query,
+                TableName=self.table,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames={"#pk": "pk", "#sk": "sk"},
+                ExpressionAttributeValues=values,
+                ScanIndexForward=not rev,
+                ConsistentRead=True,
+                **kwargs,
+            )
+            for item in page.get("Items", []):
+                out.append(item)
+                kept += 1 if keep is None or keep(item) else 0
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                return out, True
+            if 0 <= want <= kept:
+                return out, False
 
     async def _fetch(self, snapshot: Snapshot, names: list[bytes], shas: list[bytes], atomic: bool) -> None:
         """Read keys and scripts into ``snapshot``; ``atomic``: as one snapshot in time."""
@@ -410,17 +641,18 @@ class DynamoBackend(Backend):
             snapshot.scripts[sha] = item["body"]["B"] if item else None
 
     async def _get_items(self, keys: list[bytes], atomic: bool) -> dict[bytes, dict[str, Any]]:
+        """Single items (heads, scripts, cursors) by partition key."""
         client = self._client
         if len(keys) == 1:
             r = await self._call(
-                client.get_item, TableName=self.table, Key={"pk": {"B": keys[0]}}, ConsistentRead=True
+                client.get_item, TableName=self.table, Key=items.own_key(keys[0]), ConsistentRead=True
             )
             return {keys[0]: r["Item"]} if "Item" in r else {}
         if atomic and len(keys) <= MAX_TRANSACTION_ITEMS:
             try:
                 r = await self._call(
                     client.transact_get_items,
-                    TransactItems=[{"Get": {"TableName": self.table, "Key": {"pk": {"B": k}}}} for k in keys],
+                    TransactItems=[{"Get": {"TableName": self.table, "Key": items.own_key(k)}} for k in keys],
                 )
                 return {
                     k: resp["Item"] for k, resp in zip(keys, r["Responses"], strict=True) if "Item" in resp
@@ -430,7 +662,7 @@ class DynamoBackend(Backend):
         found: dict[bytes, dict[str, Any]] = {}
         for start in range(0, len(keys), 100):
             pending: list[dict[str, Any]] = [
-                {"pk": {"B": k}} for k in dict.fromkeys(keys[start : start + 100])
+                items.own_key(k) for k in dict.fromkeys(keys[start : start + 100])
             ]
             delay = 0.005
             while pending:
@@ -457,9 +689,9 @@ class DynamoBackend(Backend):
                 TableName=self.table,
                 ConsistentRead=True,
                 ProjectionExpression="#pk, #t, #x",
-                FilterExpression="begins_with(#pk, :k)",
-                ExpressionAttributeNames={"#pk": "pk", "#t": "t", "#x": "x"},
-                ExpressionAttributeValues={":k": {"B": KEY_PREFIX}},
+                FilterExpression="begins_with(#pk, :k) AND #sk = :h",
+                ExpressionAttributeNames={"#pk": "pk", "#sk": "sk", "#t": "t", "#x": "x"},
+                ExpressionAttributeValues={":k": {"B": KEY_PREFIX}, ":h": {"B": HEAD}},
                 **kwargs,
             )
             yield page
@@ -491,7 +723,7 @@ class DynamoBackend(Backend):
             item = next(iter(saved.values()), None)
             if item is None or int(item["x"]["N"]) <= now_ms():
                 return 0, []  # unknown or expired cursor: the scan is over
-            start = {"pk": {"B": item["at"]["B"]}}
+            start = {"pk": item["at"], "sk": item.get("as", {"B": HEAD})}
         pages = self._scan(Limit=max(1, min(count, 10_000)), ExclusiveStartKey=start)
         page = await anext(pages)
         await pages.aclose()
@@ -505,7 +737,9 @@ class DynamoBackend(Backend):
             TableName=self.table,
             Item={
                 "pk": {"B": CURSOR_PREFIX + nxt.to_bytes(8, "big")},
+                "sk": {"B": HEAD},
                 "at": last["pk"],
+                "as": last["sk"],
                 "x": {"N": str(expire_at)},
                 "ttl": {"N": str(expire_at // 1000 + 1)},
             },
@@ -515,7 +749,7 @@ class DynamoBackend(Backend):
     async def _random_key(self) -> Key | None:
         """A live key near a random point of the table's order (not uniform)."""
         now = now_ms()
-        for start in ({"pk": {"B": KEY_PREFIX + os.urandom(8)}}, None):
+        for start in ({"pk": {"B": KEY_PREFIX + os.urandom(8)}, "sk": {"B": HEAD}}, None):
             async with contextlib.aclosing(self._scan(ExclusiveStartKey=start, Limit=100)) as pages:
                 async for page in pages:
                     live = [k for k in self._keys_of(page) if k.expire_at is None or k.expire_at > now]
@@ -528,9 +762,19 @@ class DynamoBackend(Backend):
     async def _commit(self, txn: SnapshotTxn, snapshot: Snapshot) -> None:
         """Write what ``txn`` changed, conditioned on the versions it read (none after a
         FLUSHDB, which is not atomic).  Raises :class:`_Conflict` when another writer won,
-        :class:`_Refused` (before writing anything) past a DynamoDB limit."""
+        :class:`_Refused` (before writing anything) past a DynamoDB limit.
+
+        Heads, element items and cleanup records go in one ``TransactWriteItems``; when a
+        collection's element writes do not fit one, its next state is written first as a
+        new generation and the transaction switches the head to it (dynamodb_bigwrite)."""
         conditional = not txn.flushed
-        writes: dict[bytes, dict[str, Any]] = {}  # name -> one TransactWriteItems action
+        now = now_ms()
+        heads: dict[bytes, dict[str, Any]] = {}  # name -> one TransactWriteItems action
+        elements: dict[bytes, list[dict[str, Any]]] = {}  # name -> element actions
+        records: list[dict[str, Any]] = []  # cleanup records written with the transaction
+        #: collections to write whole as a new generation if their elements do not fit:
+        #: name -> (entry, old generation, all members or None: old generation + changes)
+        shadows: dict[bytes, tuple[Entry, bytes | None, list[Member] | None]] = {}
         size = 0
         for name in txn.dirty:
             entry = txn.entries.get(name)
@@ -542,42 +786,133 @@ class DynamoBackend(Backend):
                 raise _Refused(error_texts.dynamodb_key_too_long(len(name), MAX_KEY_NAME_BYTES))
             read = conditional and name in snapshot.tokens  # else a blind write: no condition
             token = snapshot.tokens.get(name)
+            old = snapshot.entries.get(name) if read else None
+            old_gen = old.gen if old is not None else None
             if entry is None:
-                delete = {"Key": {"pk": items.pk(name)}}
+                delete = {"Key": items.head_key(name)}
                 if not read and conditional:  # a blind write that leaves nothing (SET k v EXAT 1)
-                    writes[name] = {"Delete": delete}
+                    heads[name] = {"Delete": _not_spilled(delete)}
                 elif read and token is not None:
-                    writes[name] = {"Delete": self._condition(delete, token)}
+                    heads[name] = {"Delete": self._condition(delete, token)}
+                if old_gen is not None:
+                    records.append(bigwrite.gc_record(name, old_gen, now + self.gc_grace_ms))
                 continue
+            element_actions: list[dict[str, Any]] = []
+            if entry.spilled and entry.gen == old_gen:
+                element_actions = self._element_changes(entry, snapshot)
+                shadows[name] = (entry, old_gen, None)
+                expire_at = entry.key.expire_at
+                if expire_at is not None and old is not None and old.key.expire_at != expire_at:
+                    assert old_gen is not None
+                    records.append(bigwrite.gc_record(name, old_gen, expire_at + self.gc_grace_ms))
+            elif entry.key.value is None and not entry.spilled:
+                members = list(entry.members.values())
+                if not items.fits_inline(entry.key.type, members):  # spills: a new generation
+                    entry.gen, entry.count = items.new_token(), len(members)
+                    for m in members:
+                        element_actions += [
+                            {"Put": {"Item": i}}
+                            for i in items.element_items(name, entry.key.type, entry.gen, m)
+                        ]
+                    shadows[name] = (entry, None, members)
+                    if entry.key.expire_at is not None:
+                        records.append(
+                            bigwrite.gc_record(name, entry.gen, entry.key.expire_at + self.gc_grace_ms)
+                        )
+            if old_gen is not None and entry.gen != old_gen:
+                records.append(bigwrite.gc_record(name, old_gen, now + self.gc_grace_ms))
+            for action in element_actions:
+                if "Put" in action:
+                    item_bytes = items.item_size(action["Put"]["Item"])
+                    if item_bytes > MAX_ITEM_BYTES:
+                        raise _Refused(
+                            error_texts.dynamodb_element_too_large(_shown(name), item_bytes, MAX_ITEM_BYTES)
+                        )
+                    size += item_bytes
+            if element_actions:
+                elements[name] = element_actions
             item = items.encode(entry, items.new_token())
             item_bytes = items.item_size(item)
             if item_bytes > MAX_ITEM_BYTES:
                 raise _Refused(error_texts.dynamodb_value_too_large(_shown(name), item_bytes, MAX_ITEM_BYTES))
             size += item_bytes
             action = {"Item": item}
-            writes[name] = {"Put": self._condition(action, token) if read else action}
+            if read:
+                heads[name] = {"Put": self._condition(action, token)}
+            else:
+                heads[name] = {"Put": _not_spilled(action) if conditional else action}
         checks = []
-        if writes and conditional:
+        if (heads or records) and conditional:
             for name in txn.read_names():
-                if name not in writes and name in snapshot.tokens:
-                    key = {"Key": {"pk": items.pk(name)}}
+                if name not in heads and name in snapshot.tokens:
+                    key = {"Key": items.head_key(name)}
                     checks.append({"ConditionCheck": self._condition(key, snapshot.tokens[name])})
-        if len(writes) + len(checks) > MAX_TRANSACTION_ITEMS:
-            raise _Refused(
-                error_texts.dynamodb_too_many_keys(MAX_TRANSACTION_ITEMS, len(writes), len(checks))
-            )
-        if size > MAX_TRANSACTION_BYTES:
-            raise _Refused(error_texts.dynamodb_too_many_bytes(MAX_TRANSACTION_BYTES, size))
+        if len(heads) + len(checks) > MAX_TRANSACTION_ITEMS:
+            raise _Refused(error_texts.dynamodb_too_many_keys(MAX_TRANSACTION_ITEMS, len(heads), len(checks)))
+        element_count = sum(len(a) for a in elements.values())
+        fixed = len(heads) + len(checks) + len(records)
+        big: list[bytes] = []
+        if fixed + element_count > MAX_TRANSACTION_ITEMS or size > MAX_TRANSACTION_BYTES:
+            # the largest collections' elements go to new generations until the rest fits
+            for name in sorted(elements, key=lambda n: len(elements[n]), reverse=True):
+                if (
+                    fixed + element_count + 2 * len(big) <= MAX_TRANSACTION_ITEMS
+                    and size <= MAX_TRANSACTION_BYTES
+                ):
+                    break
+                big.append(name)
+                element_count -= len(elements[name])
+                size -= sum(items.item_size(a["Put"]["Item"]) for a in elements[name] if "Put" in a)
+            if fixed + element_count + 2 * len(big) > MAX_TRANSACTION_ITEMS:
+                raise _Refused(
+                    error_texts.dynamodb_too_many_keys(
+                        MAX_TRANSACTION_ITEMS, len(heads), len(checks) + len(records)
+                    )
+                )
+            if size > MAX_TRANSACTION_BYTES:
+                raise _Refused(error_texts.dynamodb_too_many_bytes(MAX_TRANSACTION_BYTES, size))
         # scripts are content-addressed: storing one is idempotent, safe before the rest
         if txn.scripts_flushed:
             await self._delete_all(SCRIPT_PREFIX)
         for sha, body in txn.scripts_put.items():
-            item = {"pk": {"B": SCRIPT_PREFIX + sha}, "body": {"B": body}}
+            item = {"pk": {"B": SCRIPT_PREFIX + sha}, "sk": {"B": HEAD}, "body": {"B": body}}
             await self._write(self._client.put_item, TableName=self.table, Item=item)
         if txn.flushed:
-            kept = {KEY_PREFIX + name for name, w in writes.items() if "Put" in w}
+            kept = {KEY_PREFIX + name for name, w in heads.items() if "Put" in w}
             await self._delete_all(KEY_PREFIX, keep=kept)
-        actions = list(writes.values())
+        leases: list[dict[str, Any]] = []
+        for name in big:
+            entry, old_gen, all_members = shadows[name]
+            del elements[name]
+            old_head_gen = entry.gen
+            if all_members is None:  # a new generation: the old one's elements, changed
+                entry.gen = items.new_token()
+                assert old_gen is not None and old_head_gen == old_gen
+                records.append(bigwrite.gc_record(name, old_gen, now + self.gc_grace_ms))
+                if entry.key.expire_at is not None:  # the new generation goes when it expires
+                    records.append(
+                        bigwrite.gc_record(name, entry.gen, entry.key.expire_at + self.gc_grace_ms)
+                    )
+            assert entry.gen is not None
+            lease = bigwrite.gc_record(name, entry.gen, now + self.lease_ms)
+            await self._write(self._client.put_item, TableName=self.table, Item=lease)
+            leases.append(lease)
+            await bigwrite.write_generation(self, entry, old_gen, all_members)
+            heads[name]["Put"]["Item"] = self._reencode(heads[name]["Put"]["Item"], entry)
+        actions = list(heads.values())
+        for element_actions in elements.values():
+            actions += element_actions
+        actions += [{"Put": {"Item": r}} for r in records]
+        actions += [
+            {
+                "ConditionCheck": {
+                    "Key": bigwrite.record_key(lease),
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": "pk"},
+                }
+            }
+            for lease in leases
+        ]
         if len(actions) == 1 and not checks:
             ((kind, action),) = actions[0].items()
             call = self._client.put_item if kind == "Put" else self._client.delete_item
@@ -586,6 +921,49 @@ class DynamoBackend(Backend):
             for a in actions + checks:
                 next(iter(a.values()))["TableName"] = self.table
             await self._write(self._client.transact_write_items, TransactItems=actions + checks)
+        for lease in leases:  # switched: the lease has served (the sweeper would drop it too)
+            with contextlib.suppress(BackendError, _Conflict, _Retry):
+                await self._write(
+                    self._client.delete_item, TableName=self.table, Key=bigwrite.record_key(lease)
+                )
+
+    @staticmethod
+    def _reencode(item: dict[str, Any], entry: Entry) -> dict[str, Any]:
+        """``item`` (a head) naming ``entry``'s generation now."""
+        item = dict(item)
+        item["g"] = {"B": entry.gen}
+        item["n"] = {"N": str(entry.count)}
+        return item
+
+    @staticmethod
+    def _element_changes(entry: Entry, snapshot: Snapshot) -> list[dict[str, Any]]:
+        """The writes of a spilled collection's changed elements (for one transaction)."""
+        name, type, gen = entry.key.name, entry.key.type, entry.gen
+        assert gen is not None
+        stored = snapshot.stored(name)
+        actions: list[dict[str, Any]] = []
+        for member, new in entry.changes.items():
+            old = stored.members.get(member)
+            if type is KeyType.ZSET and old is not None and (new is None or new.score != old.score):
+                actions.append(
+                    {
+                        "Delete": {
+                            "Key": {"pk": items.pk(name), "sk": {"B": items.order_sk(gen, member, old.score)}}
+                        }
+                    }
+                )
+            if new is None:
+                if old is not None or type is KeyType.LIST:
+                    key = items.element_keys(
+                        name, type, gen, old or Member(member, b"", _LIST_POSITION.unpack(member)[0])
+                    )[0]
+                    actions.append({"Delete": {"Key": key}})
+                continue
+            made = items.element_items(name, type, gen, new)
+            if type is KeyType.ZSET and old is not None and old.score == new.score:
+                made = made[:1]  # its order item stands
+            actions += [{"Put": {"Item": i}} for i in made]
+        return actions
 
     @staticmethod
     def _condition(action: dict[str, Any], token: bytes | None) -> dict[str, Any]:
@@ -609,21 +987,33 @@ class DynamoBackend(Backend):
                 self._client.scan,
                 TableName=self.table,
                 ConsistentRead=True,
-                ProjectionExpression="#pk",
+                ProjectionExpression="#pk, #sk",
                 FilterExpression="begins_with(#pk, :p)",
-                ExpressionAttributeNames={"#pk": "pk"},
+                ExpressionAttributeNames={"#pk": "pk", "#sk": "sk"},
                 ExpressionAttributeValues={":p": {"B": prefix}},
                 **kwargs,
             )
-            doomed = [i["pk"] for i in page.get("Items", []) if i["pk"]["B"] not in kept]
-            for at in range(0, len(doomed), 25):
-                pending = [{"DeleteRequest": {"Key": {"pk": pk}}} for pk in doomed[at : at + 25]]
-                while pending:
-                    r = await self._write(self._client.batch_write_item, RequestItems={self.table: pending})
-                    pending = r.get("UnprocessedItems", {}).get(self.table, [])
+            doomed = [
+                {"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}}
+                for i in page.get("Items", [])
+                if not (i["pk"]["B"] in kept and i["sk"]["B"] == HEAD)
+            ]
+            await self._batch_write(doomed)
             start = page.get("LastEvaluatedKey")
             if start is None:
                 return
+
+    async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """``BatchWriteItem`` 25 requests at a time, unprocessed ones again (with backoff)."""
+        for at in range(0, len(requests), 25):
+            pending = requests[at : at + 25]
+            delay = 0.005
+            while pending:
+                r = await self._write(self._client.batch_write_item, RequestItems={self.table: pending})
+                pending = r.get("UnprocessedItems", {}).get(self.table, [])
+                if pending:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
 
     # -- INCR as one UpdateItem -----------------------------------------------------
 
@@ -676,6 +1066,7 @@ class DynamoBackend(Backend):
 
         if self._client is None:
             raise BackendUnavailable(error_texts.BACKEND_CLOSED)
+        kwargs["ReturnConsumedCapacity"] = "TOTAL"
         try:
             result = await method(**kwargs)
         except botocore.exceptions.ClientError as exc:
@@ -706,7 +1097,18 @@ class DynamoBackend(Backend):
             )
             raise BackendUnavailable(error_texts.dynamodb_unreachable(exc, applied)) from None
         self._failures = 0
+        self._count_capacity(method, result)
         return result
+
+    def _count_capacity(self, method: Any, result: Any) -> None:
+        consumed = result.get("ConsumedCapacity") if isinstance(result, dict) else None
+        if not consumed:
+            return
+        units = sum(
+            c.get("CapacityUnits", 0.0) for c in (consumed if isinstance(consumed, list) else [consumed])
+        )
+        kind = "read" if getattr(method, "__name__", "") in _READ_CALLS else "write"
+        DYNAMODB_CAPACITY[(self.table, kind, CAPACITY_LABEL.get())] += units
 
     def _cancelled(self, exc: Exception) -> Exception:
         reasons = [r.get("Code", "None") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
@@ -734,7 +1136,7 @@ def increment_request(table: str, name: bytes, by: int, now: int) -> dict[str, A
     )
     return {
         "TableName": table,
-        "Key": {"pk": items.pk(name)},
+        "Key": items.head_key(name),
         "UpdateExpression": "ADD #v :by SET #t = :string, #ver = :ver",
         "ConditionExpression": (
             "attribute_not_exists(#pk) OR (#t = :string AND attribute_type(#v, :N) "
@@ -754,6 +1156,26 @@ def increment_request(table: str, name: bytes, by: int, now: int) -> dict[str, A
     }
 
 
+def _not_spilled(action: dict[str, Any]) -> dict[str, Any]:
+    """A blind write's condition: the key is not a spilled collection (whose elements the
+    write would leave behind unrecorded); when it is, the unit reads it and runs again."""
+    action["ConditionExpression"] = "attribute_not_exists(#g)"
+    action["ExpressionAttributeNames"] = {"#g": "g"}
+    return action
+
+
+def _candidates(commands: list[Args]) -> list[bytes]:
+    """Every argument of a unit's commands after the command name: the members its
+    commands may ask for (fetched at once when a unit asks for a second one)."""
+    seen: dict[bytes, None] = {}
+    for args in commands:
+        for a in args[1:]:
+            if len(seen) >= 20 * MAX_CANDIDATES:
+                return list(seen)
+            seen.setdefault(a, None)
+    return list(seen)
+
+
 def _code(exc: Any) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -771,7 +1193,8 @@ def _shown(name: bytes) -> str:
 
 
 async def create_table(url: str) -> str:
-    """Create the table of ``url`` (on-demand billing, TTL on ``ttl``); a message."""
+    """Create the table of ``url`` (on-demand billing, TTL on ``ttl``; binary partition key
+    ``pk`` and sort key ``sk``, see dynamodb_items); a message."""
     from aiobotocore.session import get_session
 
     where = parse_url(url)
@@ -781,8 +1204,14 @@ async def create_table(url: str) -> str:
         try:
             await client.create_table(
                 TableName=where.table,
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "B"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "B"},
+                    {"AttributeName": "sk", "AttributeType": "B"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
                 BillingMode="PAY_PER_REQUEST",
             )
             created = True

@@ -1,25 +1,42 @@
-"""How a Redis key is kept in DynamoDB: one item per key.
+"""How a Redis key is kept in DynamoDB: a head item per key, and an item per element
+once a collection outgrows what Redis itself keeps compact.
 
-Table: partition key ``pk`` (binary), nothing else.  ``pk`` is a one-byte namespace and a
-name, so that kvgate's own items never meet a user's key:
+Table: partition key ``pk`` and sort key ``sk``, both binary, nothing else (no index).
+``pk`` is a one-byte namespace and a name, so that kvgate's own items never meet a user's
+key:
 
-* ``k<name>``: a key.  ``t`` its type (number), ``ver`` a random version token that every
-  write replaces (a token, not a counter, so a key deleted and re-created never looks
-  unchanged), ``x`` the expiry in ms since the epoch, ``ttl`` the same in seconds for
-  DynamoDB's own TTL deletion (lazy: reads filter on ``x``).  A string's value is ``v``:
-  a number (``N``) when it is a canonical 64-bit integer, so ``INCR`` can use DynamoDB's
-  ``ADD``, bytes (``B``) otherwise.  A collection's elements are ``m``, one msgpack array:
-  ``[field, value, ...]`` (hash), ``[member, ...]`` (set), ``[member, score, ...]`` (sorted
-  set), ``[element, ...]`` (list), each in the order the engine keeps.
-* ``s<sha1>``: a cached script (``body``), for EVALSHA from every process.
-* ``c<8 bytes>``: a SCAN cursor: where the table scan stopped (``at``), kept a day.
+* ``k<name>``, ``sk`` = ``h``: a key's head.  ``t`` its type (number), ``ver`` a random
+  version token that every write of the key replaces (a token, not a counter, so a key
+  deleted and re-created never looks unchanged), ``x`` the expiry in ms since the epoch,
+  ``ttl`` the same in seconds for DynamoDB's own TTL deletion (lazy: reads filter on
+  ``x``).  A key with a value (a string; any type whose :class:`Key` has a ``value``) keeps
+  it in ``v``: a number (``N``) for a string that is a canonical 64-bit integer, so
+  ``INCR`` can use DynamoDB's ``ADD``, bytes (``B``) otherwise.  A collection is either
+  *inline* (``m``: one msgpack array of its elements, as long as Redis would keep it as a
+  listpack: at most :data:`INLINE_ENTRIES` elements of at most :data:`INLINE_VALUE`
+  bytes), or *spilled*: ``g`` names its generation (8 random bytes) and ``n`` counts its
+  elements, which are items of their own:
+* ``k<name>``, ``sk`` = ``e`` + generation + member: an element.  Hash: ``v`` the value;
+  sorted set: ``s`` the score (8 bytes, big-endian double); list: ``sk`` ends with the
+  position (order-preserving) instead of a member, ``v`` the element.  A member longer
+  than :data:`MEMBER_SK_BYTES` is cut and ends with its SHA-1 (DynamoDB's sort key holds
+  1024 bytes); the whole member is then in ``m``.
+* ``k<name>``, ``sk`` = ``o`` + generation + score (order-preserving) + member: a sorted
+  set's order item, so ranks, ranges and ``ZRANGEBYSCORE`` are Queries.
+* ``s<sha1>``, ``sk`` = ``h``: a cached script (``body``), for EVALSHA from every process.
+* ``c<8 bytes>``, ``sk`` = ``h``: a SCAN cursor: where the table scan stopped (``at``,
+  ``as``), kept a day.
+* ``g``, ``sk`` = due time (8 bytes, ms) + id: a cleanup record: the elements of
+  generation ``gen`` of key ``key`` go once the head no longer names that generation.
 
-One item per key makes every command on one key a single conditional write, at the cost
-of DynamoDB's item limit: a key with all its elements must fit in 400 KB.
+Elements of a generation the head does not name are invisible: a DEL, an overwrite or an
+expiry changes or removes the head only, and the old generation is deleted in the
+background (see :mod:`kvgate.adapters.dynamodb_bigwrite`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
@@ -32,16 +49,32 @@ from kvgate.engine.storage import Key, KeyType, Member
 KEY_PREFIX = b"k"
 SCRIPT_PREFIX = b"s"
 CURSOR_PREFIX = b"c"
+GC_PK = b"g"
+HEAD = b"h"
+ELEMENT = b"e"
+ORDER = b"o"
+GEN_BYTES = 8
 
 #: DynamoDB's limits (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)
 MAX_ITEM_BYTES = 400 * 1024
 MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
 MAX_KEY_NAME_BYTES = MAX_PARTITION_KEY_BYTES - len(KEY_PREFIX)
 MAX_TRANSACTION_ITEMS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+#: The longest member kept whole in a sort key (``o`` + generation + score + member fits).
+MEMBER_SK_BYTES = 1000
+
+#: Redis's own listpack limits (hash-max-listpack-entries/-value, zset-max-..., 7.x):
+#: a collection within them stays inline in its head item, in insertion order as Redis
+#: keeps it; past them Redis's own order is a hash table's, and kvgate's is by member.
+INLINE_ENTRIES = 128
+INLINE_VALUE = 64
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LIST_POSITION = struct.Struct(">d")  # the engine's packing of a list position
+_DOUBLE = struct.Struct(">d")
+_U64 = struct.Struct(">Q")
 
 
 def new_token() -> bytes:
@@ -52,13 +85,31 @@ def pk(name: bytes) -> dict[str, Any]:
     return {"B": KEY_PREFIX + name}
 
 
+def head_key(name: bytes) -> dict[str, Any]:
+    return {"pk": pk(name), "sk": {"B": HEAD}}
+
+
+def own_key(pk_bytes: bytes) -> dict[str, Any]:
+    """The key of a script, cursor or other single item of kvgate's own."""
+    return {"pk": {"B": pk_bytes}, "sk": {"B": HEAD}}
+
+
 @dataclass(slots=True)
 class Entry:
-    """A key as one unit sees it: the engine's :class:`Key` and its elements by member
-    (insertion ordered)."""
+    """A key as one unit sees it: the engine's :class:`Key` and, inline, its elements by
+    member (insertion ordered).  A spilled collection (``gen`` set) keeps only what the
+    unit changed in ``changes`` (None: removed) and its element count in ``count``; what
+    was read of it is in the snapshot."""
 
     key: Key
     members: dict[bytes, Member] = field(default_factory=dict)
+    gen: bytes | None = None
+    count: int = 0
+    changes: dict[bytes, Member | None] = field(default_factory=dict)
+
+    @property
+    def spilled(self) -> bool:
+        return self.gen is not None
 
 
 def canonical_int(value: bytes) -> int | None:
@@ -75,21 +126,69 @@ def canonical_int(value: bytes) -> int | None:
     return None
 
 
-# --- item -> entry ---------------------------------------------------------------------
+def fits_inline(type: KeyType, members: list[Member]) -> bool:
+    """Whether Redis would keep these elements compact (so must kvgate, for its order)."""
+    if len(members) > INLINE_ENTRIES:
+        return False
+    if type is KeyType.LIST:
+        return all(len(m.value) <= INLINE_VALUE for m in members)
+    return all(len(m.member) <= INLINE_VALUE and len(m.value) <= INLINE_VALUE for m in members)
+
+
+# --- order-preserving encodings ------------------------------------------------------------
+
+
+def order_bytes(score: float) -> bytes:
+    """8 bytes that sort as ``score`` does (-0 as 0)."""
+    (n,) = _U64.unpack(_DOUBLE.pack(score + 0.0))
+    n = n ^ 0xFFFFFFFFFFFFFFFF if n >> 63 else n | (1 << 63)
+    return _U64.pack(n)
+
+
+def order_score(raw: bytes) -> float:
+    (n,) = _U64.unpack(raw)
+    n = n ^ (1 << 63) if n >> 63 else n ^ 0xFFFFFFFFFFFFFFFF
+    (score,) = _DOUBLE.unpack(_U64.pack(n))
+    return float(score)
+
+
+def member_sk(member: bytes) -> bytes:
+    """A member as it sorts in a sort key; a long one cut, with its SHA-1 and a 0 byte
+    (longer than any member kept whole, so the two never meet)."""
+    if len(member) <= MEMBER_SK_BYTES:
+        return member
+    return member[: MEMBER_SK_BYTES - 20] + hashlib.sha1(member).digest() + b"\x00"
+
+
+def element_sk(type: KeyType, gen: bytes, member: bytes, score: float) -> bytes:
+    if type is KeyType.LIST:
+        return ELEMENT + gen + order_bytes(score)
+    return ELEMENT + gen + member_sk(member)
+
+
+def order_sk(gen: bytes, member: bytes, score: float) -> bytes:
+    return ORDER + gen + order_bytes(score) + member_sk(member)
+
+
+# --- items -> entries ---------------------------------------------------------------------
 
 
 def decode(name: bytes, item: dict[str, Any]) -> Entry | None:
-    """The entry an item holds; None for a key with no type (never written by kvgate)."""
+    """The entry a head item holds; None for a key with no type (never written by kvgate)."""
     raw_type = item.get("t")
     if raw_type is None:
         return None
     type = KeyType(int(raw_type["N"]))
     expire_at = int(item["x"]["N"]) if "x" in item else None
-    if type is KeyType.STRING:
+    if "v" in item:
         v = item["v"]
         value = v["N"].encode() if "N" in v else v["B"]
         return Entry(Key(name, type, expire_at, value))
     entry = Entry(Key(name, type, expire_at, None))
+    if "g" in item:
+        entry.gen = item["g"]["B"]
+        entry.count = int(item["n"]["N"])
+        return entry
     flat = msgpack.unpackb(item["m"]["B"], raw=False) if "m" in item else []
     members = entry.members
     if type is KeyType.HASH:
@@ -109,23 +208,49 @@ def decode(name: bytes, item: dict[str, Any]) -> Entry | None:
     return entry
 
 
+def decode_element(type: KeyType, item: dict[str, Any]) -> Member:
+    """The element an ``e`` item holds."""
+    sk: bytes = item["sk"]["B"]
+    if type is KeyType.LIST:
+        pos = order_score(sk[1 + GEN_BYTES : 1 + GEN_BYTES + 8])
+        return Member(_LIST_POSITION.pack(pos), item["v"]["B"], pos)
+    member = item["m"]["B"] if "m" in item else sk[1 + GEN_BYTES :]
+    if type is KeyType.ZSET:
+        (score,) = _DOUBLE.unpack(item["s"]["B"])
+        return Member(member, b"", score)
+    return Member(member, item["v"]["B"] if "v" in item else b"", 0.0)
+
+
+def decode_order(item: dict[str, Any]) -> Member:
+    """The sorted-set element an ``o`` item holds."""
+    sk: bytes = item["sk"]["B"]
+    member = item["m"]["B"] if "m" in item else sk[1 + GEN_BYTES + 8 :]
+    (score,) = _DOUBLE.unpack(item["s"]["B"])
+    return Member(member, b"", score)
+
+
 def expired(entry: Entry | None, now: int) -> bool:
     return entry is not None and entry.key.expire_at is not None and entry.key.expire_at <= now
 
 
-# --- entry -> item ---------------------------------------------------------------------
+# --- entries -> items ---------------------------------------------------------------------
 
 
 def encode(entry: Entry, token: bytes) -> dict[str, Any]:
+    """The head item of ``entry`` (with its elements when inline)."""
     key = entry.key
-    item: dict[str, Any] = {"pk": pk(key.name), "ver": {"B": token}, "t": {"N": str(int(key.type))}}
+    item: dict[str, Any] = {"pk": pk(key.name), "sk": {"B": HEAD}, "ver": {"B": token}}
+    item["t"] = {"N": str(int(key.type))}
     if key.expire_at is not None:
         item["x"] = {"N": str(key.expire_at)}
         item["ttl"] = {"N": str(key.expire_at // 1000 + 1)}
-    if key.type is KeyType.STRING:
-        value = key.value or b""
-        n = canonical_int(value)
-        item["v"] = {"N": str(n)} if n is not None else {"B": value}
+    if key.value is not None:
+        n = canonical_int(key.value) if key.type is KeyType.STRING else None
+        item["v"] = {"N": str(n)} if n is not None else {"B": key.value}
+        return item
+    if entry.gen is not None:
+        item["g"] = {"B": entry.gen}
+        item["n"] = {"N": str(entry.count)}
         return item
     members = entry.members.values()
     flat: list[Any]
@@ -139,6 +264,33 @@ def encode(entry: Entry, token: bytes) -> dict[str, Any]:
         flat = [m.value for m in sorted(members, key=lambda m: m.score)]
     item["m"] = {"B": msgpack.packb(flat, use_bin_type=True)}
     return item
+
+
+def element_items(name: bytes, type: KeyType, gen: bytes, m: Member) -> list[dict[str, Any]]:
+    """The items one element is kept in (an ``e`` item, and an ``o`` item for a sorted set)."""
+    key = pk(name)
+    sk = element_sk(type, gen, m.member, m.score)
+    item: dict[str, Any] = {"pk": key, "sk": {"B": sk}}
+    if type is KeyType.LIST:
+        item["v"] = {"B": m.value}
+        return [item]
+    if len(m.member) > MEMBER_SK_BYTES:
+        item["m"] = {"B": m.member}
+    if type is KeyType.ZSET:
+        score = {"B": _DOUBLE.pack(m.score)}
+        item["s"] = score
+        order: dict[str, Any] = {"pk": key, "sk": {"B": order_sk(gen, m.member, m.score)}, "s": score}
+        if "m" in item:
+            order["m"] = item["m"]
+        return [item, order]
+    if type is KeyType.HASH:
+        item["v"] = {"B": m.value}
+    return [item]
+
+
+def element_keys(name: bytes, type: KeyType, gen: bytes, m: Member) -> list[dict[str, Any]]:
+    """The keys of the items :func:`element_items` makes."""
+    return [{"pk": i["pk"], "sk": i["sk"]} for i in element_items(name, type, gen, m)]
 
 
 def item_size(item: dict[str, Any]) -> int:

@@ -1,14 +1,18 @@
 """One unit of work on DynamoDB, run by the engine on a snapshot in memory.
 
 DynamoDB has no transaction that spans reads, computation and writes, so a unit is
-optimistic: the backend reads the unit's keys, the engine runs the commands on this
-:class:`SnapshotTxn` (synchronously, in memory), and the backend writes back what changed
-with conditions on the version tokens of everything the unit read.  If another writer got
-there first, a condition fails and the whole unit runs again on fresh data.
+optimistic: the backend reads the unit's keys (their head items), the engine runs the
+commands on this :class:`SnapshotTxn` (synchronously, in memory), and the backend writes
+back what changed with conditions on the version tokens of everything the unit read.  If
+another writer got there first, a condition fails and the whole unit runs again on fresh
+data.
 
-When the engine asks for something the snapshot lacks (a key no key spec named, as in a
-Lua script, a cached script, a page of the keyspace), :class:`Need` is raised: the backend
-fetches it and runs the unit again from the start, so the engine never waits on I/O.
+When the engine asks for something the snapshot lacks, :class:`Need` is raised: the
+backend fetches it and runs the unit again from the start, so the engine never waits on
+I/O.  What can be needed: a key no key spec named (a Lua script's), a cached script, a
+page of the keyspace, and, of a spilled collection (one item per element), one element,
+all of them, or the first elements in order.  Every write of a collection replaces its
+head's version token, so the head's version also vouches for the elements read.
 """
 
 from __future__ import annotations
@@ -18,16 +22,38 @@ from dataclasses import dataclass, field
 
 from kvgate.adapters.dynamodb_items import MAX_KEY_NAME_BYTES, Entry, expired
 from kvgate.engine.scripting import Scripting
-from kvgate.engine.storage import Key, KeyType, Member, Txn
+from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
+
+#: The element requests (the rest are keyspace requests).
+ELEMENT_REQUESTS = frozenset({"member", "members", "range", "byscore"})
 
 
 class Need(Exception):
     """The unit needs ``request`` fetched: ``("key", name)``, ``("script", sha)``,
-    ``("scan", cursor, count)``, ``("keys",)`` or ``("random",)``."""
+    ``("scan", cursor, count)``, ``("keys",)``, ``("random",)``; of a spilled collection:
+    ``("member", name, member)``, ``("members", name)``, ``("range", name, rev, n)`` (its
+    first ``n`` elements in order) or ``("byscore", name, low, low_open, high, high_open,
+    rev, n)`` (``n`` -1: all)."""
 
     def __init__(self, request: tuple[Hashable, ...]) -> None:
         super().__init__(request)
         self.request = request
+
+
+@dataclass
+class Stored:
+    """What the backend has read of one spilled collection (of the generation its head
+    named when read)."""
+
+    members: dict[bytes, Member | None] = field(default_factory=dict)  # None: known absent
+    complete: bool = False  # members holds every element, in storage order
+    #: by direction (rev): the first elements in order, and whether that is all of them
+    ranges: dict[bool, tuple[list[Member], bool]] = field(default_factory=dict)
+    #: by (low, low_open, high, high_open, rev): elements in that score range, in order
+    by_score: dict[tuple[float, bool, float, bool, bool], tuple[list[Member], bool]] = field(
+        default_factory=dict
+    )
+    reads: int = 0  # element fetches so far (the second one fetches every candidate)
 
 
 @dataclass
@@ -38,6 +64,13 @@ class Snapshot:
     tokens: dict[bytes, bytes | None] = field(default_factory=dict)  # None: no item at all
     scripts: dict[bytes, bytes | None] = field(default_factory=dict)
     keyspace: dict[tuple[Hashable, ...], object] = field(default_factory=dict)
+    elements: dict[bytes, Stored] = field(default_factory=dict)  # spilled collections
+
+    def stored(self, name: bytes) -> Stored:
+        found = self.elements.get(name)
+        if found is None:
+            found = self.elements[name] = Stored()
+        return found
 
 
 class SnapshotTxn(Txn):
@@ -78,10 +111,37 @@ class SnapshotTxn(Txn):
             raise RuntimeError("a read-only unit tried to write")
         self.dirty.add(name)
 
-    def _members(self, key: Key) -> dict[bytes, Member]:
+    def _live(self, key: Key) -> Entry:
         entry = self.entries[key.name]
         assert entry is not None and entry.key is key, "a key from another unit"
-        return entry.members
+        return entry
+
+    def _members(self, key: Key) -> dict[bytes, Member]:
+        """An inline entry's elements; a spilled one's, all read (in storage order, the
+        unit's changes applied)."""
+        entry = self._live(key)
+        if not entry.spilled:
+            return entry.members
+        self._from_keyspace(("members", key.name))
+        stored = self.snapshot.stored(key.name)
+        out: dict[bytes, Member] = {}
+        for member, m in stored.members.items():
+            now = entry.changes.get(member, m) if member in entry.changes else m
+            if now is not None:
+                out[member] = now
+        for member, m in entry.changes.items():
+            if m is not None and member not in out:
+                out[member] = m
+        return out
+
+    def _element(self, entry: Entry, member: bytes, fetch: bool = True) -> Member | None:
+        """One element of a spilled collection (fetched unless ``fetch`` is False)."""
+        if member in entry.changes:
+            return entry.changes[member]
+        stored = self.snapshot.stored(entry.key.name)
+        if member in stored.members or stored.complete or not fetch:
+            return stored.members.get(member)
+        return self._from_keyspace(("member", entry.key.name, member))  # type: ignore[return-value]
 
     # --- keyspace --------------------------------------------------------------------
 
@@ -116,26 +176,32 @@ class SnapshotTxn(Txn):
         self._changed(key.name)
 
     def rename(self, key: Key, new_name: bytes) -> Key:
-        entry = self.entries[key.name]
         self._entry(new_name)  # its version token is needed to replace it
+        entry = self._live(key)
+        moved = Entry(Key(new_name, key.type, key.expire_at, key.value), dict(self._members(key)))
         self.entries[key.name] = None
         self._changed(key.name)
-        assert entry is not None
-        entry.key.name = new_name
-        self.entries[new_name] = entry
+        self.entries[new_name] = moved
         self._changed(new_name)
-        return entry.key
+        del entry
+        return moved.key
 
     def copy(self, key: Key, new_name: bytes) -> Key:
         self._entry(new_name)
-        source = self.entries[key.name]
-        assert source is not None
         dest = Key(new_name, key.type, key.expire_at, key.value)
-        self.entries[new_name] = Entry(dest, dict(source.members))
+        self.entries[new_name] = Entry(dest, dict(self._members(key)))
         self._changed(new_name)
         return dest
 
     def _from_keyspace(self, request: tuple[Hashable, ...]) -> object:
+        """What the snapshot holds for ``request`` (a keyspace or an element request),
+        or :class:`Need` of it."""
+        kind = request[0]
+        if kind in ELEMENT_REQUESTS:
+            found = _element_answer(self.snapshot, request)
+            if found is _MISSING:
+                raise Need(request)
+            return found
         if request not in self.snapshot.keyspace:
             raise Need(request)
         return self.snapshot.keyspace[request]
@@ -171,23 +237,42 @@ class SnapshotTxn(Txn):
     # --- members ---------------------------------------------------------------------
 
     def get(self, key: Key, member: bytes) -> Member | None:
-        return self._members(key).get(member)
+        entry = self._live(key)
+        if entry.spilled:
+            return self._element(entry, member)
+        return entry.members.get(member)
 
     def put(self, key: Key, member: bytes, value: bytes = b"", score: float = 0.0) -> bool:
-        members = self._members(key)
-        new = member not in members
-        members[member] = Member(member, value, score)
+        entry = self._live(key)
+        m = Member(member, value, score)
+        if not entry.spilled:
+            new = member not in entry.members
+            entry.members[member] = m
+        else:
+            # a list position the unit has not read is a fresh one (the engine puts only
+            # positions it read or made between / beyond those it read)
+            new = self._element(entry, member, fetch=key.type is not KeyType.LIST) is None
+            entry.changes[member] = m
+            entry.count += new
         self._changed(key.name)
         return new
 
     def remove(self, key: Key, member: bytes) -> bool:
-        removed = self._members(key).pop(member, None) is not None
+        entry = self._live(key)
+        if not entry.spilled:
+            removed = entry.members.pop(member, None) is not None
+        else:
+            removed = self._element(entry, member) is not None
+            if removed:
+                entry.changes[member] = None
+                entry.count -= 1
         if removed:
             self._changed(key.name)
         return removed
 
     def count(self, key: Key) -> int:
-        return len(self._members(key))
+        entry = self._live(key)
+        return entry.count if entry.spilled else len(entry.members)
 
     def members(self, key: Key) -> list[Member]:
         return list(self._members(key).values())
@@ -195,8 +280,58 @@ class SnapshotTxn(Txn):
     def ordered(self, key: Key, offset: int = 0, limit: int = -1, rev: bool = False) -> list[Member]:
         if offset < 0:
             return []
-        items = sorted(self._members(key).values(), key=lambda m: (m.score, m.member), reverse=rev)
-        return items[offset:] if limit < 0 else items[offset : offset + limit]
+        entry = self._live(key)
+        stored = self.snapshot.stored(key.name) if entry.spilled else None
+        if stored is None or limit < 0 or stored.complete or key.type not in (KeyType.ZSET, KeyType.LIST):
+            items = sorted(self._members(key).values(), key=_order, reverse=rev)
+            return items[offset:] if limit < 0 else items[offset : offset + limit]
+        # the first offset + limit in order: as many more from storage as the unit changed
+        want = offset + limit + len(entry.changes)
+        first: list[Member] = self._from_keyspace(("range", key.name, bool(rev), want))[0]  # type: ignore[index]
+        merged = self._merge(entry, first[:want], lambda m: True, rev)
+        return merged[offset : offset + limit]
+
+    def by_score(
+        self,
+        key: Key,
+        low: ScoreBound,
+        high: ScoreBound,
+        offset: int = 0,
+        limit: int = -1,
+        rev: bool = False,
+    ) -> list[Member]:
+        entry = self._live(key)
+        if not entry.spilled or self.snapshot.stored(key.name).complete or offset < 0:
+            return super().by_score(key, low, high, offset, limit, rev)
+        want = -1 if limit < 0 else offset + limit + len(entry.changes)
+        request = (
+            "byscore",
+            key.name,
+            low.value,
+            bool(low.open),
+            high.value,
+            bool(high.open),
+            bool(rev),
+            want,
+        )
+        found: list[Member] = self._from_keyspace(request)[0]  # type: ignore[index]
+        merged = self._merge(
+            entry,
+            found if want < 0 else found[:want],
+            lambda m: low.below(m.score) and high.above(m.score),
+            rev,
+        )
+        return merged[offset:] if limit < 0 else merged[offset : offset + limit]
+
+    @staticmethod
+    def _merge(entry: Entry, stored: list[Member], keep: object, rev: bool) -> list[Member]:
+        """A window of stored elements in order with the unit's changes applied (correct
+        for as many as the window held before the changes)."""
+        inside = keep  # a predicate on members
+        out = [m for m in stored if m.member not in entry.changes]
+        out += [m for m in entry.changes.values() if m is not None and inside(m)]  # type: ignore[operator]
+        out.sort(key=_order, reverse=rev)
+        return out
 
     def member_scan(self, key: Key, cursor: int, count: int) -> tuple[int, list[Member]]:
         items = list(self._members(key).values())
@@ -229,11 +364,49 @@ class SnapshotTxn(Txn):
         return list(self.entries)
 
 
+_MISSING = object()
+
+
+def _element_answer(snapshot: Snapshot, request: tuple[Hashable, ...]) -> object:
+    """The snapshot's answer to an element request, or _MISSING."""
+    kind, name = request[0], request[1]
+    assert isinstance(name, bytes)
+    stored = snapshot.elements.get(name)
+    if stored is None:
+        return _MISSING
+    if kind == "member":
+        member = request[2]
+        if member in stored.members:
+            return stored.members[member]
+        return None if stored.complete else _MISSING
+    if kind == "members":
+        return True if stored.complete else _MISSING
+    if kind == "range":
+        rev, want = request[2], request[3]
+        assert isinstance(want, int)
+        found = stored.ranges.get(bool(rev))
+        if found is None or (len(found[0]) < want and not found[1]):
+            return _MISSING
+        return found
+    # byscore
+    bounds = request[2:7]
+    want = request[7]
+    assert isinstance(want, int)
+    found = stored.by_score.get(bounds)  # type: ignore[arg-type]
+    if found is None or (not found[1] and (want < 0 or len(found[0]) < want)):
+        return _MISSING
+    return found
+
+
+def _order(m: Member) -> tuple[float, bytes]:
+    return (m.score, m.member)
+
+
 def _copy(entry: Entry | None) -> Entry | None:
     if entry is None:
         return None
     k = entry.key
-    return Entry(Key(k.name, k.type, k.expire_at, k.value), dict(entry.members))
+    return Entry(Key(k.name, k.type, k.expire_at, k.value), dict(entry.members), entry.gen, entry.count)
 
 
 def _dead(key: Key, now: int) -> bool:

@@ -329,9 +329,11 @@ class DynamoDBLocal:
         start: dict[str, object] | None = None
         while True:
             page = self._sync.scan(
-                TableName=table, ProjectionExpression="pk", **({"ExclusiveStartKey": start} if start else {})
+                TableName=table,
+                ProjectionExpression="pk, sk",
+                **({"ExclusiveStartKey": start} if start else {}),
             )
-            keys = [{"DeleteRequest": {"Key": {"pk": i["pk"]}}} for i in page.get("Items", [])]
+            keys = [{"DeleteRequest": {"Key": {"pk": i["pk"], "sk": i["sk"]}}} for i in page.get("Items", [])]
             for at in range(0, len(keys), 25):
                 pending = keys[at : at + 25]
                 while pending:
