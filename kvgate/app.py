@@ -265,7 +265,14 @@ class Gateway:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
         if path.startswith(OPS_PREFIX):
-            return await self.handle_ops(request, path[len(OPS_PREFIX) :])
+            if not self.config.access_log:
+                return await self.handle_ops(request, path[len(OPS_PREFIX) :])
+            began = time.perf_counter()
+            answer = await self.handle_ops(request, path[len(OPS_PREFIX) :])
+            logs.access(
+                request.method, path, answer.status, time.perf_counter() - began, "-", "-", request.remote
+            )
+            return answer
         started = time.perf_counter()
         self.metrics.in_flight += 1
         name, endpoint, commands, command = "-", "command", 1, "-"

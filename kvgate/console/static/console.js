@@ -7,6 +7,7 @@ const STORE = "kvgate-console";
 const HISTORY = "kvgate-console-history";
 const SIZE = { string: "STRLEN", hash: "HLEN", list: "LLEN", set: "SCARD", zset: "ZCARD", stream: "XLEN" };
 const PAGE = 100; // elements of a collection shown at once
+const MAX_EDIT = 1 << 20; // bytes of a string value shown (and editable) at most
 
 const state = {
   token: null, db: null, readOnly: true,
@@ -56,6 +57,16 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(id, on) { $(id).hidden = !on; }
+// body[data-busy] while requests of the page are under way (a cue for people and tests).
+let pending = 0;
+async function busy(work) {
+  pending += 1;
+  document.body.dataset.busy = "1";
+  try { return await work(); } finally {
+    pending -= 1;
+    if (!pending) delete document.body.dataset.busy;
+  }
+}
 function fail(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
 function ttlText(ms) {
   if (ms === -1) return "no expiry";
@@ -116,7 +127,9 @@ $("signin-form").addEventListener("submit", async (event) => {
 $("signout").addEventListener("click", signOut);
 
 // --- the key browser -------------------------------------------------------------------
-async function scan(fresh) {
+function scan(fresh) { return busy(() => scanPage(fresh)); }
+
+async function scanPage(fresh) {
   if (fresh) { state.cursors = ["0"]; state.page = 0; }
   const cursor = state.cursors[state.page];
   const args = ["SCAN", cursor, "MATCH", $("match").value || "*", "COUNT", $("count").value, "WITHTYPE"];
@@ -155,7 +168,9 @@ async function select(name, row) {
   await refresh();
 }
 
-async function refresh() {
+function refresh() { return busy(showKey); }
+
+async function showKey() {
   const key = state.key;
   fail("detail-error");
   show("detail", true);
@@ -175,10 +190,10 @@ async function refresh() {
 }
 
 function act(fn) {
-  return async () => {
+  return () => busy(async () => {
     fail("detail-error");
-    try { await fn(); await refresh(); } catch (err) { fail("detail-error", err); }
-  };
+    try { await fn(); await showKey(); } catch (err) { fail("detail-error", err); }
+  });
 }
 
 function editor(value, rows = 1) {
@@ -198,12 +213,22 @@ function moreButton(viewer, key, start, hasMore, viewerFn) {
 
 const VIEWERS = {
   async string(key, viewer) {
-    const value = await run("GET", key);
+    // A big value is shown in part, and a value that is not UTF-8 text cannot round-trip
+    // through a text box: both are read-only here (the command line still writes them).
+    const length = await run("STRLEN", key);
+    const whole = length <= MAX_EDIT;
+    const value = whole ? await run("GET", key) : await run("GETRANGE", key, "0", String(MAX_EDIT - 1));
+    const binary = (value ?? "").includes("\uFFFD");
     const box = editor(value ?? "", 8);
     box.id = "string-value";
-    box.readOnly = state.readOnly;
-    viewer.append(box, el("div", { class: "row rw" },
-      el("button", { type: "button", id: "string-save", text: "Save", onclick: act(() => run("SET", key, box.value, "KEEPTTL")) })));
+    box.readOnly = state.readOnly || !whole || binary;
+    if (!whole) viewer.append(el("p", { class: "muted", text: `The first ${MAX_EDIT} of ${length} bytes, read-only.` }));
+    if (binary) viewer.append(el("p", { class: "muted", text: "Not UTF-8 text (shown with U+FFFD): read-only here." }));
+    viewer.append(box);
+    if (whole && !binary) {
+      viewer.append(el("div", { class: "row rw" },
+        el("button", { type: "button", id: "string-save", text: "Save", onclick: act(() => run("SET", key, box.value, "KEEPTTL")) })));
+    }
   },
 
   async hash(key, viewer, cursor = "0") {
@@ -319,20 +344,24 @@ $("ttl-set").addEventListener("click", act(async () => {
 $("ttl-persist").addEventListener("click", act(async () => {
   if (await confirmThen(`Remove the expiry of ${state.key}?`)) await run("PERSIST", state.key);
 }));
-$("delete").addEventListener("click", async () => {
+$("delete").addEventListener("click", () => busy(async () => {
   if (!(await confirmThen(`Delete ${state.key}? This cannot be undone.`))) return;
   try {
     await run("DEL", state.key);
     show("detail", false);
-    await scan(false);
+    await scanPage(false);
   } catch (err) { fail("detail-error", err); }
-});
+}));
 
 // --- new keys --------------------------------------------------------------------------
 $("new-key").addEventListener("click", () => { show("newkey", true); $("nk-name").focus(); });
 $("nk-cancel").addEventListener("click", () => show("newkey", false));
-$("newkey-form").addEventListener("submit", async (event) => {
+$("newkey-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  busy(createKey);
+});
+
+async function createKey() {
   fail("newkey-error");
   const name = $("nk-name").value; const type = $("nk-type").value;
   const field = $("nk-field").value; const value = $("nk-value").value;
@@ -350,9 +379,9 @@ $("newkey-form").addEventListener("submit", async (event) => {
     await run(...make());
     show("newkey", false);
     state.key = name;
-    await Promise.all([scan(true), refresh()]);
+    await Promise.all([scanPage(true), showKey()]);
   } catch (err) { fail("newkey-error", err); }
-});
+}
 
 // --- the command line ------------------------------------------------------------------
 // Words split on spaces; "double" and 'single' quotes group, backslash escapes in "double".
@@ -383,8 +412,12 @@ function print(line, cls) {
   out.scrollTop = out.scrollHeight;
 }
 
-$("cli-form").addEventListener("submit", async (event) => {
+$("cli-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  busy(() => runLine());
+});
+
+async function runLine() {
   const input = $("cli-input");
   const line = input.value.trim();
   if (!line) return;
@@ -397,9 +430,9 @@ $("cli-form").addEventListener("submit", async (event) => {
     const args = parseLine(line);
     const { status, text } = await call("/", args);
     print(status === 200 ? text : `${status} ${text}`);
-    if (state.key) refresh();
+    if (state.key) await showKey();
   } catch (err) { print(String(err.message || err), "error"); }
-});
+}
 
 $("cli-input").addEventListener("keydown", (event) => {
   if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
