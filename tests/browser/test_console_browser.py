@@ -236,6 +236,19 @@ def test_console_read_write(browser: Any, server: KvgateServer, artifacts: Path)
     until(page, "document.getElementById('detail-key').textContent === 'created'")
     assert api(server, "LRANGE", "created", "0", "-1") == ["one"]
 
+    # a JSON document on kvgate's own engine (type ReJSON-RL), edited with JSON.SET
+    api(server, "JSON.SET", "doc", "$", '{"a":[1,2],"b":{"c":"d"}}')
+    open_key(page, "doc")
+    assert page.text_content("#detail-type") == "ReJSON-RL"
+    assert json.loads(page.input_value("#json-value")) == {"a": [1, 2], "b": {"c": "d"}}
+    page.fill("#json-value", '{"a": [1, 2, 3]}')
+    click(page, "#json-save")
+    eventually(lambda: json.loads(api(server, "JSON.GET", "doc")) == {"a": [1, 2, 3]})
+    page.fill("#json-value", "{not json")
+    click(page, "#json-save")  # refused in the page: nothing is sent
+    assert "JSON" in page.text_content("#detail-error")
+    assert json.loads(api(server, "JSON.GET", "doc")) == {"a": [1, 2, 3]}
+
     # the command line: replies as the REST API gives them, and history
     page.fill("#cli-input", 'SET cli:key "hello world"')
     page.press("#cli-input", "Enter")
