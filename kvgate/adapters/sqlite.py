@@ -416,7 +416,9 @@ class SqliteBackend(Backend):
         for job in group:
             conn.execute("SAVEPOINT job")
             try:
-                replies = job.run(SqliteTxn(conn, now_ms(), writable=True, scripting=self.scripting))
+                t = SqliteTxn(conn, now_ms(), writable=True, scripting=self.scripting)
+                replies = job.run(t)
+                t.settle()  # counts held during the job are written inside its savepoint
                 conn.execute("RELEASE job")
                 results.append((job, replies, None))
             except Exception as exc:  # a store failure or a bug: this job applies nothing

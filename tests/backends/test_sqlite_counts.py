@@ -2,7 +2,8 @@
 
 Random command sequences run on the engine over the memory store (the reference) and over
 a SQLite file whose blocks are made tiny (split past 8 members, merge below 2), so that
-splits, merges and rebuilds happen every few commands; every reply must be the same, and
+splits, merges and rebuilds happen every few commands, with block counts written per
+element or held until the unit settles; every reply must be the same, and
 after every command the file's bookkeeping must equal what ``COUNT(*)`` finds:
 ``keys.size`` per key, ``keyspace.keys``, each block's count (the members from its bound up
 to the next bound), the first block's bound.  Ranks and index windows are compared with the
@@ -27,8 +28,11 @@ from tests.support.engine import EngineClient, memory_client
 KEYS = ["z1", "z2", "l1", "l2", "h1", "s1", "s2", "str"]
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=[0, 3, 1_000_000], ids=["held", "mixed", "direct"])
+def small_blocks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny blocks; block counts held in the unit from the first changed element of a key,
+    from the fourth, or never (written one element at a time)."""
+    monkeypatch.setattr(sqlite_store, "DIRECT_SHIFTS", request.param)
     monkeypatch.setattr(sqlite_store, "BLOCK_MAX", 8)
     monkeypatch.setattr(sqlite_store, "BLOCK_MIN", 2)
     monkeypatch.setattr(sqlite_store, "BLOCK_FILL", 4)
@@ -144,6 +148,22 @@ def random_command(rng: random.Random) -> list[str]:
     return rng.choice(choices)
 
 
+#: ZCOUNT ranges: open and closed ends, infinities, -0, ends between and on scores.
+BOUNDS = [
+    ("-inf", "+inf"),
+    ("(-inf", "(+inf"),
+    ("+inf", "+inf"),
+    ("(1", "+inf"),
+    ("-inf", "(0"),
+    ("-0", "0"),
+    ("(-0", "2"),
+    ("-1.25", "(1.25"),
+    ("(-5", "(5"),
+    ("2", "-2"),
+    ("0.3", "0.4"),
+]
+
+
 def reads() -> list[list[str]]:
     out: list[list[str]] = [["DBSIZE"]]
     for key in KEYS:
@@ -153,6 +173,7 @@ def reads() -> list[list[str]]:
         out += [["ZRANK", z, f"m{k:02d}"] for k in range(0, 40, 3)]
         out += [["ZREVRANK", z, f"m{k:02d}"] for k in range(1, 40, 5)]
         out += [["ZRANGE", z, str(a), str(a + 3)] for a in (-20, -9, 0, 5, 9, 17)]
+        out += [["ZCOUNT", z, lo, hi] for lo, hi in BOUNDS]
     for lst in ("l1", "l2"):
         out += [
             ["LLEN", lst],
@@ -173,7 +194,7 @@ def normal(command: list[str], reply: object) -> object:
     return reply
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
 def test_counts_and_blocks_follow_every_write(small_blocks: None, store: SqliteStore, seed: int) -> None:
     rng = random.Random(seed)
     memory = memory_client()
@@ -216,6 +237,14 @@ def test_ranks_and_windows_equal_the_naive_answer(store: SqliteStore, kind: str)
         for m in rng.sample(naive, 400):
             assert sqlite("ZRANK", "k", m) == naive.index(m)
             assert sqlite("ZREVRANK", "k", m) == len(naive) - 1 - naive.index(m)
+        for lo, hi in [(0, 99), (10, 10), (10.5, 60), (-1, 0.5), (42, 43), (99, 1000)]:
+            for lo_open, hi_open in [(False, False), (True, False), (False, True), (True, True)]:
+                expected = sum(
+                    (lo < sc if lo_open else lo <= sc) and (sc < hi if hi_open else sc <= hi)
+                    for sc in scores.values()
+                )
+                low, high = ("(" if lo_open else "") + repr(lo), ("(" if hi_open else "") + repr(hi)
+                assert sqlite("ZCOUNT", "k", low, high) == expected, (low, high)
         reply = lambda a, b: sqlite("ZRANGE", "k", str(a), str(b))  # noqa: E731
     else:
         values = [f"e{k}" for k in range(n)]
