@@ -320,10 +320,13 @@ class RedisClusterBackend(Backend):
 
     async def _keep_refreshing(self) -> None:
         assert self._refresh_wanted is not None
-        while True:
+        while not self._closing:
             wait = REFRESH_DEGRADED if self.degraded else REFRESH_EVERY
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation
+            # that comes as the event is set, and close() would wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh_wanted.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._refresh_wanted.wait()
             self._refresh_wanted.clear()
             try:
                 await self._refresh()
@@ -610,7 +613,7 @@ class RedisClusterBackend(Backend):
             part.address = redirect.address
             part.asking = redirect.ask
         elif head.startswith("TRYAGA"):
-            part.asking = False
+            pass  # the same node again (after ASKING again when it was asked so), shortly
         elif head.startswith("CLUSTE"):  # CLUSTERDOWN: a failover under way
             self.want_refresh()
             raise BackendUnavailable(error_texts.backend_unavailable(f"the cluster answered: {message}"))
@@ -705,11 +708,12 @@ class RedisClusterBackend(Backend):
                     self.settings.max_reply_bytes,
                 )
                 replies = replies[1:] if asking else replies
-                # A queued command redirected: nothing ran (EXEC answered EXECABORT).
+                # A queued command redirected (EXEC then answers EXECABORT), or EXEC itself
+                # (TRYAGAIN, CLUSTERDOWN): nothing ran.
                 redirected = next(
                     (
                         r
-                        for r in replies[1:-1]
+                        for r in replies[1:]
                         if isinstance(r, ReplyError) and r.message.startswith(REDIRECTIONS)
                     ),
                     None,

@@ -203,6 +203,61 @@ class RedisCluster:
                 raise TimeoutError("the redis cluster did not become healthy")
             time.sleep(0.1)
 
+    def node_id(self, node: ClusterNode) -> str:
+        reply = node.command("CLUSTER", "MYID")
+        assert isinstance(reply, bytes)
+        return reply.decode()
+
+    # -- slot migrations, as redis-cli --cluster reshard does them
+    def begin_migration(self, slot: int, source: ClusterNode, target: ClusterNode) -> None:
+        """Slot ``slot`` migrating from ``source`` to ``target``: keys not yet moved stay
+        on ``source``, which answers ASK for the others."""
+        assert target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source)) == b"OK"
+        assert source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target)) == b"OK"
+
+    def migrate_keys(self, source: ClusterNode, target: ClusterNode, keys: list[str]) -> None:
+        reply = source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        assert reply in (b"OK", b"NOKEY"), reply
+
+    def finish_migration(self, slot: int, target: ClusterNode) -> None:
+        """The slot is ``target``'s, told to every primary (the others learn it from them)."""
+        target_id = self.node_id(target)
+        assert target.command("CLUSTER", "SETSLOT", slot, "NODE", target_id) == b"OK"
+        for node in self.live_primaries():
+            if node is not target:
+                node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+    def move_slot(self, slot: int, target: ClusterNode) -> ClusterNode:
+        """Every key of ``slot`` to ``target``, then the slot itself; returns where it was."""
+        source = self.primary_of_slot(slot)
+        if source is target:
+            return source
+        self.begin_migration(slot, source, target)
+        while True:
+            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            assert isinstance(keys, list)
+            if not keys:
+                break
+            self.migrate_keys(source, target, [k.decode() for k in keys])
+        self.finish_migration(slot, target)
+        deadline = time.monotonic() + 10
+        while any(self.primary_of_slot_seen_by(n, slot) != target.address for n in self.live_primaries()):
+            assert time.monotonic() < deadline, "the cluster did not agree on the slot's new home"
+            time.sleep(0.05)
+        return source
+
+    def primary_of_slot_seen_by(self, node: ClusterNode, slot: int) -> str | None:
+        for entry in self.nodes_view(node):
+            if "master" not in entry["flags"]:
+                continue
+            for rng in entry["slots"]:
+                if rng.startswith("["):
+                    continue
+                low, _, high = rng.partition("-")
+                if int(low) <= slot <= int(high or low):
+                    return str(entry["address"])
+        return None
+
     # -- using it
     def flush(self) -> None:
         """Every primary emptied, its script and function caches too; slots stable."""
