@@ -48,6 +48,7 @@ from kvgate.error_texts import (
     JSON_NOT_A_NUMBER_RESULT,
     JSON_NOT_INTEGER,
     JSON_NOT_STATIC,
+    JSON_PATH_GONE,
     JSON_WRONG_FORMAT,
     JSON_WRONG_KEY_TYPE,
     JSON_WRONG_REPLY_FORMAT,
@@ -206,6 +207,23 @@ class _Doc:
             else:
                 return False
         return False  # pragma: no cover - the loop always returns on the last step
+
+    def at(self, steps: tuple[P.Step, ...], test: Callable[[Json], bool]) -> Json:
+        """The value at ``steps`` for a change, as RedisJSON's ``update`` finds it again:
+        ``Path does not exist`` when the steps no longer lead to a value ``test`` accepts
+        (an earlier match of the same command moved it, or a filter over an object's
+        values tracked it by position)."""
+        node = self.root
+        for step in steps:
+            if isinstance(node, dict) and str(step) in node:
+                node = node[str(step)]
+            elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+                node = node[step]
+            else:
+                raise ReplyError(JSON_PATH_GONE)
+        if not test(node):
+            raise ReplyError(JSON_PATH_GONE)
+        return node
 
     def get(self, steps: tuple[P.Step, ...]) -> Json:
         node = self.root
@@ -536,6 +554,23 @@ def _deletion_order(a: list[str], b: list[str]) -> int:
     return 0
 
 
+def _binary_search(items: list[bytes], wanted: bytes) -> int:
+    """Rust's ``slice::binary_search`` (before 1.82): which of equal items it lands on
+    matters, since an equal path found before it counts as a parent (RedisJSON then
+    deletes neither of two equal paths)."""
+    size, left, right = len(items), 0, len(items)
+    while left < right:
+        mid = left + size // 2
+        if items[mid] == wanted:
+            return mid
+        if items[mid] < wanted:
+            left = mid + 1
+        else:
+            right = mid
+        size = right - left
+    raise ValueError(wanted)  # pragma: no cover - every path is in the list
+
+
 def _for_deletion(found: list[tuple[P.Step, ...]]) -> list[tuple[P.Step, ...]]:
     if len(found) < 2:
         return found
@@ -551,7 +586,7 @@ def _for_deletion(found: list[tuple[P.Step, ...]]) -> list[tuple[P.Step, ...]]:
     kept = []
     for text, steps in as_text:
         j = ",".join(text).encode()
-        at = joined.index(j)
+        at = _binary_search(joined, j)
         if any(j.startswith(p) for p in joined[:at]):
             continue
         kept.append(steps)
@@ -826,6 +861,7 @@ def _num_op(t: Txn, args: Args, multiply: bool) -> Reply:
                 raise ReplyError(JSON_NOT_A_NUMBER_RESULT)
             return r2
 
+        doc.at(steps, is_number)
         doc.update(steps, op)
         new = doc.get(steps)
         assert isinstance(new, int | float)
@@ -863,6 +899,7 @@ def json_toggle(t: Txn, args: Args) -> Reply:
     doc.require()
 
     def change(steps: tuple[P.Step, ...]) -> Reply:
+        doc.at(steps, _is_bool)
         doc.update(steps, lambda v: not v)
         return 1 if doc.get(steps) else 0
 
@@ -888,6 +925,7 @@ def json_strappend(t: Txn, args: Args) -> Reply:
         value = _strict_json(raw)
         if not isinstance(value, str):
             raise ReplyError(json_expected("string", raw.decode("utf-8", "replace")))
+        doc.at(steps, _is_string)
         doc.update(steps, lambda v: v + value)  # type: ignore[operator]
         new = doc.get(steps)
         assert isinstance(new, str)
@@ -911,7 +949,7 @@ def json_arrappend(t: Txn, args: Args) -> Reply:
     doc.require()
 
     def change(steps: tuple[P.Step, ...]) -> Reply:
-        arr = doc.get(steps)
+        arr = doc.at(steps, _is_array)
         assert isinstance(arr, list)
         arr.extend(_copy(v) for v in items)
         doc.changed = True
@@ -929,7 +967,7 @@ def json_arrinsert(t: Txn, args: Args) -> Reply:
     doc.require()
 
     def change(steps: tuple[P.Step, ...]) -> Reply:
-        arr = doc.get(steps)
+        arr = doc.at(steps, _is_array)
         assert isinstance(arr, list)
         at = len(arr) + index if index < 0 else index
         if not 0 <= at <= len(arr):
@@ -966,8 +1004,11 @@ def json_arrpop(t: Txn, args: Args) -> Reply:
     doc.require()
 
     def change(steps: tuple[P.Step, ...]) -> Reply:
-        arr = doc.get(steps)
-        assert isinstance(arr, list)
+        arr = _pop_target(doc, steps)
+        if arr is None:
+            return None
+        if not isinstance(arr, list):
+            raise ReplyError(json_expected("array", type_name(arr)))
         if not arr:
             return None
         n = len(arr)
@@ -977,6 +1018,14 @@ def json_arrpop(t: Txn, args: Args) -> Reply:
         return _bulk(dumps(popped))
 
     return _per_match(doc, path, _is_array, change, json_path_missing_or(path.text, "not an array"))
+
+
+def _pop_target(doc: _Doc, steps: tuple[P.Step, ...]) -> list[Json] | None:
+    """ARRPOP's array: None when the steps lead nowhere now; WRONGTYPE on another type."""
+    try:
+        return doc.at(steps, lambda v: True)  # type: ignore[return-value]
+    except ReplyError:
+        return None
 
 
 def _normalize(i: int, n: int) -> int:
@@ -995,7 +1044,7 @@ def json_arrtrim(t: Txn, args: Args) -> Reply:
     doc.require()
 
     def change(steps: tuple[P.Step, ...]) -> Reply:
-        arr = doc.get(steps)
+        arr = doc.at(steps, _is_array)
         assert isinstance(arr, list)
         n = len(arr)
         hi = _normalize(stop, n)
