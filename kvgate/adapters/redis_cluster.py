@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import random
+from binascii import crc_hqx
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import redis.asyncio
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
-from kvgate.adapters.redis_cluster_slots import SLOTS, CrossSlot, command_slot, common_slot
+from kvgate.adapters.redis_cluster_slots import SLOTS, CrossSlot, command_slot, common_slot, key_slot
 from kvgate.adapters.redis_cluster_topology import (
     Address,
     ClusterURL,
@@ -72,6 +73,8 @@ MAX_REDIRECTS = 5
 RETIRE_AFTER = 2.0
 
 ASKING = resp.encode([b"ASKING"])
+#: Commands with keys that are planned in full (see ``_plan``), never by the single-key path.
+_PLANNED = frozenset({"scan", "eval", "eval_ro"})
 #: Scripts this process remembers having loaded on every primary (see ``_plan_eval``).
 SCRIPTS_REMEMBERED = 10_000
 
@@ -243,6 +246,7 @@ class RedisClusterBackend(Backend):
         self._refreshing: asyncio.Lock | None = None
         self._pubsub_clients: dict[Address, redis.asyncio.Redis] = {}
         self._everywhere: OrderedDict[bytes, None] = OrderedDict()
+        self._single_key: dict[bytes, int] = {}
         self.refreshes = 0  # topology readings, for tests and metrics
 
     @classmethod
@@ -431,6 +435,7 @@ class RedisClusterBackend(Backend):
             log.warning("cannot read the commands of %s (%s); serving the baseline", self._target, exc)
             return
         self._commands = default_table().merged(entries, f"{len(entries)} from the {self._target}")
+        self._single_key = {}
         self._script_names = self._scripts_of(self._commands)
         self._home_commands = self._script_names | {"publish"}
         self._answered = True
@@ -492,7 +497,42 @@ class RedisClusterBackend(Backend):
         except ReplyError:
             return None
 
+    def _key_position(self, name: bytes) -> int:
+        """Where the one key of a plain single-key command is (GET, SET, INCR...), else 0:
+        such commands skip the general planning (cached per spelling of the name)."""
+        position = self._single_key.get(name)
+        if position is None:
+            command = self._commands.get(name.decode("utf-8", "replace").lower())
+            position = 0
+            if (
+                command is not None
+                and not command.subcommands
+                and command.name not in FAN_OUT
+                and command.name not in _PLANNED
+                and len(command.key_specs) == 1
+            ):
+                spec = command.key_specs[0]
+                if spec.begin == "index" and spec.find == "range" and spec.lastkey == 0 and spec.index > 0:
+                    position = spec.index
+            if len(self._single_key) >= 4096:  # names in every spelling of their case: bounded
+                self._single_key.clear()
+            self._single_key[name] = position
+        return position
+
+    def _simple_address(self, args: Args) -> Address | None:
+        """The node of a plain single-key command (None: plan it in full)."""
+        position = self._single_key.get(args[0])
+        if position is None:
+            position = self._key_position(args[0])
+        if not position or position >= len(args) or self._replicas:
+            return None
+        key = args[position]
+        return self._slots[key_slot(key) if b"{" in key else crc_hqx(key, 0) & (SLOTS - 1)]
+
     def _plan(self, args: Args) -> _Plan:
+        address = self._simple_address(args)
+        if address is not None:
+            return _Plan([_Part(args, address)])
         command = self._lookup(args)
         if command is None:
             return _Plan([_Part(args, self._any())])
@@ -624,38 +664,59 @@ class RedisClusterBackend(Backend):
             raise BackendUnavailable(error_texts.backend_unavailable(f"still redirected after: {message}"))
         return True
 
-    async def _run_parts(self, parts: list[_Part], limit: int) -> None:
+    async def _run_parts(self, parts: list[_Part], limit: int) -> int:
+        """Send every part, following redirections; return how many batches were sent (one:
+        the connection counted the replies against ``limit`` exactly)."""
         todo = parts
+        batches = 0
         while todo:
             by_node: dict[Address, list[_Part]] = {}
             for part in todo:
                 by_node.setdefault(part.address, []).append(part)
+            batches += len(by_node)
             if len(by_node) == 1:
                 ((address, group),) = by_node.items()
                 await self._send(address, group, limit)
             else:
                 await asyncio.gather(*(self._send(a, g, limit) for a, g in by_node.items()))
-            todo = [part for part in todo if self._follow(part)]
+            todo = [part for part in todo if isinstance(part.reply, ReplyError) and self._follow(part)]
             if todo and any(p.reply is not None and str(p.reply).startswith("TRYAGAIN") for p in todo):
                 await asyncio.sleep(0.05)
+        return batches
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
         weight = len(commands)
         self._admit()
         self._inflight += weight
+        limit = self.settings.max_reply_bytes
         try:
             if len(commands) == 1:
-                plan = self._plan(commands[0])
+                args = commands[0]
+                address = self._simple_address(args)
+                conn = None
+                if address is not None:
+                    pool = self._pools.get(address)
+                    conn = pool.pick() if pool is not None else None
+                if conn is not None:  # the common case: one key, its node connected
+                    (reply,) = await conn.submit(resp.encode(args), 1, limit)
+                    if isinstance(reply, ReplyError) and reply.message.startswith(REDIRECTIONS):
+                        part = _Part(args, address, reply=reply)  # type: ignore[arg-type]
+                        if self._follow(part):
+                            await self._run_parts([part], limit)
+                        reply = part.reply
+                    return [reply]
+                plan = self._plan(args)
                 if plan.error is not None:
                     return [plan.error]
-                await self._run_parts(plan.parts, self.settings.max_reply_bytes)
+                batches = await self._run_parts(plan.parts, limit)
                 replies = [p.reply for p in plan.parts]
                 reply = plan.merge(replies) if plan.merge is not None else replies[0]
-                return self.reply_budget().admit_all([reply])
+                return [reply] if batches == 1 else self.reply_budget().admit_all([reply])
+            fast = await self._execute_simple(commands, limit)
+            if fast is not None:
+                return fast
             plans = [self._plan(args) for args in commands]
-            await self._run_parts(
-                [part for plan in plans for part in plan.parts], self.settings.max_reply_bytes
-            )
+            batches = await self._run_parts([part for plan in plans for part in plan.parts], limit)
             out: list[Reply] = []
             for plan in plans:
                 if plan.error is not None:
@@ -663,9 +724,51 @@ class RedisClusterBackend(Backend):
                     continue
                 replies = [p.reply for p in plan.parts]
                 out.append(plan.merge(replies) if plan.merge is not None else replies[0])
-            return self.reply_budget().admit_all(out)
+            # One batch: its connection counted the replies; several: count them together.
+            return out if batches == 1 else self.reply_budget().admit_all(out)
         finally:
             self._inflight -= weight
+
+    async def _execute_simple(self, commands: list[Args], limit: int) -> list[Reply] | None:
+        """A pipeline of plain single-key commands whose nodes are connected (the common
+        case): one batch per node, sent at once, replies put back in order, redirections
+        then followed.  None when a command needs the general path."""
+        groups: dict[Address, list[int]] = {}
+        for i, args in enumerate(commands):
+            address = self._simple_address(args)
+            if address is None:
+                return None
+            group = groups.get(address)
+            if group is None:
+                groups[address] = [i]
+            else:
+                group.append(i)
+        sends = []
+        for address, indexes in groups.items():
+            pool = self._pools.get(address)
+            conn = pool.pick() if pool is not None else None
+            if conn is None:
+                return None
+            payload = resp.encode_many([commands[i] for i in indexes])
+            sends.append(conn.submit(payload, len(indexes), limit))
+        if len(sends) == 1:
+            batches = [await sends[0]]
+        else:
+            batches = await asyncio.gather(*sends)
+        out: list[Reply] = [None] * len(commands)
+        redirected: list[tuple[int, _Part]] = []
+        for (address, indexes), replies in zip(groups.items(), batches, strict=True):
+            for i, reply in zip(indexes, replies, strict=True):
+                out[i] = reply
+                if isinstance(reply, ReplyError) and reply.message.startswith(REDIRECTIONS):
+                    redirected.append((i, _Part(commands[i], address, reply=reply)))
+        if redirected:
+            todo = [part for _, part in redirected if self._follow(part)]
+            if todo:
+                await self._run_parts(todo, limit)
+            for i, part in redirected:
+                out[i] = part.reply
+        return out if len(groups) == 1 and not redirected else self.reply_budget().admit_all(out)
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         slots: list[int | None] = []
