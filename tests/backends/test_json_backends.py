@@ -204,3 +204,23 @@ async def test_a_redis_without_json_says_where_documents_are(
     status, body = await api.pipeline(["JSON.GET", "doc"], ["PING"])
     assert body[0] == {"error": error_texts.not_available("json.get", error_texts.JSON_UNAVAILABLE)}
     assert body[1] == {"result": "PONG"}
+
+
+async def test_documents_past_the_dynamodb_item_limit_are_refused_whole(
+    gateway_client: GatewayClient, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A document is one DynamoDB item: one past 400 KB is refused with the limit named, and
+    nothing of the command (nor of a JSON.MSET beside it) is written."""
+    api = Api(await gateway_client(make_config(BACKEND_URLS["dynamodb"](request, tmp_path))))
+    big = json.dumps({"a": "x" * 500_000})
+    status, body = await api.cmd("JSON.SET", "big", "$", big)
+    assert status == 400 and body["error"].startswith("ERR value is too large for the dynamodb backend")
+    assert await api.cmd("EXISTS", "big") == (200, {"result": 0})
+    assert await api.cmd("JSON.SET", "small", "$", '{"a":1}') == (200, {"result": "OK"})
+    status, body = await api.cmd("JSON.MSET", "small", "$.a", "2", "big", "$", big)
+    assert status == 400 and "too large" in body["error"]
+    assert await api.cmd("JSON.GET", "small") == (200, {"result": '{"a":1}'})
+    assert await api.cmd("JSON.SET", "grow", "$", json.dumps({"a": "x" * 300_000})) == (200, {"result": "OK"})
+    status, body = await api.cmd("JSON.STRAPPEND", "grow", "$.a", json.dumps("y" * 200_000))
+    assert status == 400 and "too large" in body["error"]
+    assert await api.cmd("JSON.STRLEN", "grow", "$.a") == (200, {"result": [300_000]})
