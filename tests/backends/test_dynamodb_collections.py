@@ -25,9 +25,6 @@ from tests.support.servers import DynamoDBLocal
 
 from .test_dynamodb_backend import run_kvgate
 
-SLOW = pytest.mark.skipif(
-    not os.environ.get("KVGATE_SLOW_TESTS"), reason="slow (minutes): set KVGATE_SLOW_TESTS=1"
-)
 _CAPACITY = re.compile(
     r'^kvgate_dynamodb_capacity_units_total\{pid="\d+",table="([^"]+)",kind="(\w+)",command="(\w+)"\} (\S+)$'
 )
@@ -179,7 +176,8 @@ async def test_a_hash_and_a_sorted_set_of_30000_elements(big_api: Api) -> None:
     await check_big_collections(big_api, 30_000)
 
 
-@SLOW
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("KVGATE_SLOW_TESTS"), reason="slow: set KVGATE_SLOW_TESTS=1")
 async def test_a_hash_and_a_sorted_set_of_100000_elements(big_api: Api) -> None:
     await check_big_collections(big_api, 100_000)
 
