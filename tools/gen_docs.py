@@ -99,11 +99,17 @@ def backends_section() -> str:
         yes, no = by_group[group]
         known = engine.get(c.name)
         (yes if known is not None and known.supported else no).append(c.name.replace("|", " ").upper())
+    baseline = {c.name for c in _all_commands()}
+    for c in engine:  # beyond Redis 7.0: the documents (RedisJSON's JSON.*)
+        if c.name not in baseline and c.supported:
+            group = "json (documents)" if c.name.startswith("json.") else c.group or c.name
+            by_group[group][0].append(c.name.upper())
     lines = [
         "Generated from the engine's command table (`kvgate.engine.command_table()`) by "
         "`python tools/gen_docs.py`.",
         "On `redis://` and `fakeredis://` every command allowed over REST runs (fakeredis: as far as",
-        "fakeredis implements it). On `sqlite://` and `dynamodb://`, kvgate's own engine runs these;",
+        "fakeredis implements it; JSON.* only where the server has a JSON module, see Documents).",
+        "On `sqlite://` and `dynamodb://`, kvgate's own engine runs these;",
         "any other command answers `ERR command '<name>' is not supported by the sqlite backend` (or",
         "`dynamodb backend`; in /multi-exec, the transaction is discarded with `EXECABORT`, as Redis",
         "does for a command refused while queueing).",
