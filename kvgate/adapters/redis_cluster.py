@@ -743,18 +743,21 @@ class RedisClusterBackend(Backend):
                 groups[address] = [i]
             else:
                 group.append(i)
-        sends = []
-        for address, indexes in groups.items():
+        conns = []
+        for address in groups:
             pool = self._pools.get(address)
             conn = pool.pick() if pool is not None else None
             if conn is None:
                 return None
-            payload = resp.encode_many([commands[i] for i in indexes])
-            sends.append(conn.submit(payload, len(indexes), limit))
+            conns.append(conn)
+        sends = [
+            conn.submit_pending(resp.encode_many([commands[i] for i in indexes]), len(indexes), limit)
+            for conn, indexes in zip(conns, groups.values(), strict=True)
+        ]
         if len(sends) == 1:
-            batches = [await sends[0]]
+            batches = [await sends[0].future]
         else:
-            batches = await asyncio.gather(*sends)
+            batches = await asyncio.gather(*(send.future for send in sends))
         out: list[Reply] = [None] * len(commands)
         redirected: list[tuple[int, _Part]] = []
         for (address, indexes), replies in zip(groups.items(), batches, strict=True):
@@ -768,7 +771,11 @@ class RedisClusterBackend(Backend):
                 await self._run_parts(todo, limit)
             for i, part in redirected:
                 out[i] = part.reply
-        return out if len(groups) == 1 and not redirected else self.reply_budget().admit_all(out)
+        # Each node's connection counted its replies against the whole limit: together
+        # they fit unless their counts add up past it (then count again, in order).
+        if not redirected and sum(limit - send.budget for send in sends) <= limit:
+            return out
+        return self.reply_budget().admit_all(out)
 
     async def transaction(self, commands: list[Args]) -> list[Reply]:
         slots: list[int | None] = []

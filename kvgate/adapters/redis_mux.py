@@ -50,11 +50,11 @@ from redis.connection import parse_url
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.json_commands import json_command_entries
 from kvgate.adapters.redis_pool import GiveUp, NodePool
 from kvgate.adapters.redis_pubsub import RedisSubscription
 from kvgate.adapters.resp_skim import RespError, Skimmer
 from kvgate.commands import CommandTable, default_table, entries_from_reply
-from kvgate.engine.documents import command_entries
 from kvgate.errors import (
     BackendError,
     BackendOverloaded,
@@ -271,13 +271,20 @@ class _Connection(asyncio.Protocol):
     def submit(self, payload: bytes, expected: int, limit: int = UNLIMITED) -> asyncio.Future[list[Reply]]:
         """Send commands; their ``expected`` replies together may hold ``limit`` bytes
         (``max_reply_bytes``), past which a reply is :class:`ReplyTooLarge`."""
+        return self.submit_pending(payload, expected, limit).future
+
+    def submit_pending(self, payload: bytes, expected: int, limit: int = UNLIMITED) -> _Pending:
+        """:meth:`submit`, returning the request's record: once its future is done,
+        ``limit - budget`` is what its replies counted (the cluster backend adds up its
+        nodes' batches with it)."""
         future: asyncio.Future[list[Reply]] = self._loop.create_future()
-        self.pending.append(_Pending(future, expected, self._loop.time(), limit, limit))
+        pending = _Pending(future, expected, self._loop.time(), limit, limit)
+        self.pending.append(pending)
         self._out.append(payload)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
-        return future
+        return pending
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -400,7 +407,7 @@ class RedisBackend(Backend):
         table = self._commands
         self._script_names = frozenset(c.name.encode() for c in table if "@scripting" in c.categories)
         if table.get("json.get") is None:  # no JSON module: JSON.* refused with a word on where documents are
-            json_commands = command_entries()
+            json_commands = json_command_entries()
             table = table.merged(json_commands, "JSON.* (no JSON module)").refusing(
                 json_commands, error_texts.JSON_UNAVAILABLE, "no JSON module"
             )

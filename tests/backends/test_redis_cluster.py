@@ -382,3 +382,15 @@ async def test_errors_pass_through_unchanged(api: Api) -> None:
     await api.result("SET", "s", "x")
     assert await api.cmd("INCR", "s") == (400, {"error": "ERR value is not an integer or out of range"})
     assert await api.cmd("LPUSH", "s", "x") == (400, {"error": error_texts.WRONGTYPE})
+
+
+async def test_a_pipelines_replies_on_several_nodes_count_together(
+    gateway_client: GatewayClient, cluster: RedisCluster
+) -> None:
+    limited = Api(await gateway_client(make_config(cluster.url(), max_reply_bytes=100_000)))
+    first, second, third = keys_on_each_primary(cluster, "m").values()
+    for key in (first, second):
+        assert await limited.result("SET", key, "m" * 60_000) == "OK"  # fits alone, not twice
+    status, body = await limited.pipeline(["GET", first], ["GET", second], ["SET", third, "s"])
+    too_large = {"error": error_texts.reply_past_limit(100_000)}
+    assert (status, body) == (200, [{"result": "m" * 60_000}, too_large, {"result": "OK"}])
