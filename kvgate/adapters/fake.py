@@ -20,9 +20,9 @@ from fakeredis.model import BaseModel
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.json_commands import json_command_entries
 from kvgate.adapters.redis_pubsub import RedisSubscription
 from kvgate.commands import CommandTable, default_table
-from kvgate.engine.documents import command_entries
 from kvgate.errors import BackendUnavailable, ReplyError
 from kvgate.protocol import Args, Reply
 
@@ -62,7 +62,7 @@ DOCUMENT_TYPE = b"ReJSON-RL"
 @cache
 def _commands() -> CommandTable:
     """Redis 7.0's commands and RedisJSON's (fakeredis[json] runs JSON.*)."""
-    return default_table().merged(command_entries(), "JSON.* (fakeredis[json])")
+    return default_table().merged(json_command_entries(), "JSON.* (fakeredis[json])")
 
 
 class FakeRedisBackend(Backend):
