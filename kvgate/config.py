@@ -121,8 +121,7 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "access_log",
         bool,
         False,
-        "Log one line per request: method, path (never a token), status, duration, database, "
-        "command name.",
+        "Log one line per request: method, path (never a token), status, duration, database, command name.",
         "KVGATE_ACCESS_LOG",
     ),
     Setting(
@@ -215,7 +214,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 _LEVELS = ("debug", "info", "warning", "error")
 _FORMATS = ("text", "json")
-_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+_BOOLEANS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 #: An origin as browsers send it: scheme://host[:port], nothing after.
 _ORIGIN = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s?#]+$")
 
@@ -365,8 +373,7 @@ def _database(name: str, values: dict[str, Any], where: str) -> DatabaseConfig:
     except ImportError as exc:  # an optional dependency (an extra) is not installed
         kind = entry_for(backend).name
         raise ConfigError(
-            f"{where}: the {kind} backend needs the Python package {exc.name!r}: "
-            f"pip install 'kvgate[{kind}]'"
+            f"{where}: the {kind} backend needs the Python package {exc.name!r}: pip install 'kvgate[{kind}]'"
         ) from None
     for key in ("pool_size", "max_inflight", "max_subscriptions"):
         if values.get(key, 1) < 1:

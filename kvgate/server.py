@@ -32,7 +32,7 @@ except ImportError:  # not on Windows
 
 from aiohttp import web
 
-from kvgate import logs
+from kvgate import logs, metrics
 from kvgate.adapters import Backend, entry_for, open_backend, redact_url
 from kvgate.app import Gateway, create_server
 from kvgate.config import Config, ConfigError, load_file
@@ -117,14 +117,18 @@ async def reload(gateway: Gateway, context: ssl.SSLContext | None) -> None:
     try:
         fresh = reread(config)
         retired = await gateway.reload(fresh)
-    except ConfigError as exc:
+    except (ConfigError, StartupError) as exc:
         log.error("reload failed, keeping the current configuration: %s", redact_url(str(exc)))
         return
-    except StartupError as exc:
-        log.error("reload failed, keeping the current configuration: %s", redact_url(str(exc)))
+    except Exception as exc:  # a backend that cannot even be opened, say
+        log.error(
+            "reload failed, keeping the current configuration: %s: %s",
+            type(exc).__name__,
+            redact_url(str(exc)),
+        )
         return
     logging.getLogger().setLevel(fresh.log_level.upper())
-    unchanged = [
+    needs_restart = [
         f.name
         for f in fields(Config)
         if f.name in RESTART_NEEDED and getattr(fresh, f.name) != getattr(config, f.name)
@@ -133,12 +137,16 @@ async def reload(gateway: Gateway, context: ssl.SSLContext | None) -> None:
         "reload: serving %d databases (%s)%s",
         len(fresh.databases),
         ", ".join(f"{db.name} at {db.path or '/'}" for db in fresh.databases),
-        f"; not applied until a restart: {', '.join(unchanged)}" if unchanged else "",
+        f"; not applied until a restart: {', '.join(needs_restart)}" if needs_restart else "",
     )
     if retired:
-        asyncio.get_running_loop().create_task(
-            _close_later(retired, config.shutdown_timeout + config.databases[0].timeout)
-        )
+        delay = config.shutdown_timeout + max(db.timeout for db in config.databases)
+        task = asyncio.get_running_loop().create_task(_close_later(retired, delay))
+        _CLOSING.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(_CLOSING.discard)
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
 
 
 async def _close_later(backends: list[Backend], delay: float) -> None:
@@ -325,6 +333,14 @@ def run(config: Config) -> int:
         run_worker(config)
         return 0
     setup_logging(config)
+    metrics_dir = metrics.prepare_workers()  # before the workers start: they inherit it
+    try:
+        return _run_workers(config)
+    finally:
+        metrics.remove_directory(metrics_dir)
+
+
+def _run_workers(config: Config) -> int:
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(target=run_worker, args=(config, False), name=f"kvgate-worker-{i}")
@@ -358,9 +374,13 @@ def run(config: Config) -> int:
         proc.start()
     announce_listening(config, config.host, config.port, config.workers)
     code = 0
+    gone: set[int] = set()
     while any(proc.is_alive() for proc in workers):
         for proc in workers:
             proc.join(timeout=0.2)
+            if not proc.is_alive() and proc.pid and proc.pid not in gone:
+                gone.add(proc.pid)
+                metrics.worker_exited(proc.pid)  # its live gauges no longer count
             if not proc.is_alive() and proc.exitcode not in (0, None) and not stopping:
                 log.error("%s exited with code %s; stopping the others", proc.name, proc.exitcode)
                 code = 1

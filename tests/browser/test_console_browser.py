@@ -66,7 +66,7 @@ def open_console(browser: Any, server: KvgateServer, token: str) -> tuple[Any, l
     return page, problems
 
 
-def until(page: Any, expression: str, timeout: float = 10.0) -> None:
+def until(page: Any, expression: str, timeout: float = 30.0) -> None:
     """Wait for a JavaScript expression to hold.  (Playwright's wait_for_function compiles
     its text with eval inside the page, which the console's CSP forbids, as it should.)"""
     deadline = time.monotonic() + timeout
@@ -75,7 +75,7 @@ def until(page: Any, expression: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def eventually(check: Any, timeout: float = 10.0) -> None:
+def eventually(check: Any, timeout: float = 30.0) -> None:
     """Wait for a write the page sent to be seen through the API."""
     deadline = time.monotonic() + timeout
     while not check():

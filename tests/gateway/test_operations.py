@@ -21,7 +21,7 @@ from tests.support.servers import SLOW, KvgateServer, RedisServer
 
 
 def call(
-    url: str, body: Any, token: str | None, timeout: float = 10, context: ssl.SSLContext | None = None
+    url: str, body: Any, token: str | None, timeout: float = 30, context: ssl.SSLContext | None = None
 ) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     if token:
@@ -33,7 +33,7 @@ def call(
         return err.code, json.loads(err.read())
 
 
-def wait_for(server: KvgateServer, text: str, timeout: float = 10, count: int = 1) -> str:
+def wait_for(server: KvgateServer, text: str, timeout: float = 30, count: int = 1) -> str:
     deadline = time.monotonic() + timeout
     while server.output().count(text) < count:
         assert time.monotonic() < deadline, f"{text!r} not seen:\n{server.output()}"
@@ -104,7 +104,7 @@ def test_sighup_reloads_tokens_and_databases(redis_server: RedisServer, tmp_path
     server = KvgateServer("--config", str(file), "--workers", str(workers)).start()
     try:
         a = server.url + "/db/a"
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while call(a, ["PING"], "token-one")[0] != 200:  # every worker up
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -117,7 +117,7 @@ def test_sighup_reloads_tokens_and_databases(redis_server: RedisServer, tmp_path
         write_config(file, redis_server.url, ("a", "token-two"), ("b", "token-b"))
         server.signal(signal.SIGHUP)
         wait_for(server, "reload: serving 2 databases", count=workers)
-        thread.join(10)
+        thread.join(30)
         assert slow == [(200, {"result": "done"})]  # not dropped by the reload
         for _ in range(4 * workers):  # whichever worker answers
             assert call(a, ["PING"], "token-one")[0] == 401

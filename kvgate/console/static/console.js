@@ -173,6 +173,7 @@ function refresh() { return busy(showKey); }
 async function showKey() {
   const key = state.key;
   fail("detail-error");
+  show("hint", false);
   show("detail", true);
   $("detail-key").textContent = key;
   try {
@@ -349,6 +350,7 @@ $("delete").addEventListener("click", () => busy(async () => {
   try {
     await run("DEL", state.key);
     show("detail", false);
+    show("hint", true);
     await scanPage(false);
   } catch (err) { fail("detail-error", err); }
 }));
