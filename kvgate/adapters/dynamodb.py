@@ -92,6 +92,8 @@ _INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
 CAPACITY_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("dynamodb_command", default="other")
 _READ_CALLS = frozenset({"get_item", "batch_get_item", "transact_get_items", "query", "scan"})
 _LIST_POSITION = struct.Struct(">d")
+#: A unit that misses a third element of a collection this small reads all of it.
+MAX_WHOLE_READ = 10_000
 #: Candidate members fetched at once, once a unit has asked for a second element.
 MAX_CANDIDATES = 5000
 
@@ -480,6 +482,8 @@ class DynamoBackend(Backend):
         type, gen = entry.key.type, entry.gen
         stored = snapshot.stored(name)
         stored.reads += 1
+        if kind == "member" and stored.reads > 2 and entry.count <= MAX_WHOLE_READ:
+            kind = "members"  # a third miss (a script walking the collection): all of it at once
         if kind == "member":
             member = request[2]
             assert isinstance(member, bytes)
@@ -1108,7 +1112,7 @@ class DynamoBackend(Backend):
             c.get("CapacityUnits", 0.0) for c in (consumed if isinstance(consumed, list) else [consumed])
         )
         kind = "read" if getattr(method, "__name__", "") in _READ_CALLS else "write"
-        DYNAMODB_CAPACITY[(self.table, kind, CAPACITY_LABEL.get())] += units
+        DYNAMODB_CAPACITY.labels(self.table, kind, CAPACITY_LABEL.get()).inc(units)
 
     def _cancelled(self, exc: Exception) -> Exception:
         reasons = [r.get("Code", "None") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
