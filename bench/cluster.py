@@ -156,8 +156,10 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # wrk's 5,000 connections
     scripts = write_scripts(tmp)
     results: list[Result] = []
-    print("starting a Redis Cluster (3 primaries, 3 replicas) and one Redis ...", flush=True)
-    cluster = RedisCluster().start()
+    print(
+        f"starting a Redis Cluster (3 primaries, {3 * args.replicas} replicas) and one Redis ...", flush=True
+    )
+    cluster = RedisCluster(replicas_per_primary=args.replicas).start()
     try:
         with services() as started:
             redis_port, single_port, cluster_port = free_ports(3)
@@ -252,6 +254,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--callers", type=int, default=CALLERS, help="concurrent callers for the count")
+    parser.add_argument("--replicas", type=int, default=1, help="replicas per primary (default 1)")
     parser.add_argument("--json", help="write the ratios and connection counts here")
     parser.add_argument("--keep-logs", action="store_true")
     return parser.parse_args(argv)
