@@ -44,6 +44,7 @@ import redis.asyncio
 from kvgate import error_texts
 from kvgate.adapters import resp
 from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.json_commands import json_command_entries
 from kvgate.adapters.redis_cluster_slots import SLOTS, CrossSlot, command_slot, common_slot, key_slot
 from kvgate.adapters.redis_cluster_topology import (
     Address,
@@ -238,7 +239,7 @@ class RedisClusterBackend(Backend):
         self._inflight = 0
         self._closing = False
         self._last_error = "not connected yet"
-        self._commands = default_table()
+        self._commands = self._served(default_table())
         self._script_names = self._scripts_of(self._commands)
         self._home_commands = self._script_names | {"publish"}
         self._answered = False
@@ -259,6 +260,17 @@ class RedisClusterBackend(Backend):
     @property
     def commands(self) -> CommandTable:
         return self._commands
+
+    @staticmethod
+    def _served(table: CommandTable) -> CommandTable:
+        """As the Redis backend: without a JSON module, JSON.* refused with a word on
+        where documents are (rather than an unknown command)."""
+        if table.get("json.get") is not None:
+            return table
+        json_commands = json_command_entries()
+        return table.merged(json_commands, "JSON.* (no JSON module)").refusing(
+            json_commands, error_texts.JSON_UNAVAILABLE, "no JSON module"
+        )
 
     @staticmethod
     def _scripts_of(table: CommandTable) -> frozenset[str]:
@@ -434,7 +446,9 @@ class RedisClusterBackend(Backend):
         except (BackendError, TimeoutError, ValueError, KeyError, IndexError, TypeError) as exc:
             log.warning("cannot read the commands of %s (%s); serving the baseline", self._target, exc)
             return
-        self._commands = default_table().merged(entries, f"{len(entries)} from the {self._target}")
+        self._commands = self._served(
+            default_table().merged(entries, f"{len(entries)} from the {self._target}")
+        )
         self._single_key = {}
         self._script_names = self._scripts_of(self._commands)
         self._home_commands = self._script_names | {"publish"}

@@ -90,7 +90,6 @@ CROSSSLOT_ON_A_CLUSTER = {
     "test_multi_exec_runtime_error_does_not_roll_back": "a transaction over keys in different slots",
     "test_async_client_concurrent_requests": "MGET of keys in several slots",
     "test_js_client_end_to_end": "the script's MSET/MGET, set and list commands span slots",
-    "test_json_documents": "no JSON module on the suite's cluster (Redis's own unknown-command error)",
 }
 
 
@@ -829,7 +828,7 @@ async def test_async_client_concurrent_requests(aredis: AsyncRedis) -> None:
 
 
 def on_plain_redis(gate: KvgateServer) -> bool:
-    return any(a.startswith("redis://") for a in gate.args)
+    return any(a.startswith(("redis://", "redis+cluster://")) for a in gate.args)
 
 
 def test_json_documents(gate: KvgateServer, redis: Redis) -> None:
