@@ -9,6 +9,7 @@ Every reply is JSON; every error is ``{"error": "<text>"}`` with a meaningful st
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -19,7 +20,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from kvgate import error_texts, logs
-from kvgate.adapters import Backend, open_backend
+from kvgate.adapters import Backend, Health, open_backend
+from kvgate.commands import CommandTable
 from kvgate.config import Config, DatabaseConfig
 from kvgate.connections import ConnectionServer, Limits
 from kvgate.cors import CorsPolicy
@@ -38,6 +40,7 @@ from kvgate.errors import (
 )
 from kvgate.metrics import Metrics
 from kvgate.protocol import (
+    Reply,
     dumps,
     encodes_base64,
     envelope,
@@ -80,6 +83,11 @@ OPS_PREFIX = "/_kvgate/"
 #: The web console (kvgate/console/): HTML for people, not part of the REST API.
 CONSOLE = "console"
 RESP2_TYPE = "application/octet-stream"
+#: Where a reply notes how many of its commands answered an error (for metrics).
+COMMAND_ERRORS = "kvgate.command_errors"
+#: Seconds between a worker's writes of its gauges (in-flight work, backend figures) when
+#: several workers share the metrics.
+GAUGE_REFRESH_SECONDS = 1.0
 VARY = {"Vary": "Origin"}
 
 
@@ -95,6 +103,7 @@ class Gateway:
         self.cors: dict[str, CorsPolicy | None] = {}
         self.shutting_down = False
         self._sync = itertools.count(1)
+        self._gauges: asyncio.Task[None] | None = None
         self._sync_prefix = f"{os.getpid():x}-{int(time.time() * 1000):x}-"
 
     # -- lifecycle
@@ -108,6 +117,16 @@ class Gateway:
             self.cors[db.name] = CorsPolicy.of(db.cors_origins)
         # Longest base path first, so /db/a/b wins over /db/a.
         self.databases.sort(key=lambda item: len(item[0]), reverse=True)
+        if self.metrics.shared:  # other workers' scrapes read this one's gauges from its file
+            self._gauges = asyncio.get_running_loop().create_task(self._refresh_gauges())
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            self.metrics.refresh(self.backend_health())
+            await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+
+    def backend_health(self) -> list[tuple[str, str, Health]]:
+        return [(db.name, db.backend.kind, db.backend.health()) for _, db in self.databases]
 
     async def reload(self, config: Config) -> list[Backend]:
         """Serve ``config``'s databases from now on (SIGHUP).  A database whose backend and
@@ -155,6 +174,8 @@ class Gateway:
         self.shutting_down = True  # health answers 503; SSE streams end
 
     async def close(self) -> None:
+        if self._gauges is not None:
+            self._gauges.cancel()
         for _, database in self.databases:
             await database.backend.close()
         self.databases.clear()
@@ -275,7 +296,9 @@ class Gateway:
             return answer
         started = time.perf_counter()
         self.metrics.in_flight += 1
-        name, endpoint, commands, command = "-", "command", 1, "-"
+        name, endpoint, command = "-", "command", "-"
+        names: list[bytes] = []  # the commands' names, once parsed (for metrics)
+        table: CommandTable | None = None
         cors: dict[str, str] | None = None
         response: web.StreamResponse
         try:
@@ -284,6 +307,7 @@ class Gateway:
                 raise NotFound(error_texts.NO_DATABASE)
             database, rest = routed
             name = database.name
+            table = database.backend.commands
             endpoint = self.endpoint_of(rest)
             method = request.method
             allowed = ENDPOINT_METHODS[endpoint]
@@ -305,10 +329,12 @@ class Gateway:
             encode = result_encoder(base64)
             if endpoint in ("pipeline", "multi-exec"):
                 batch = parse_commands(await self.body(request))
-                commands = len(batch)
                 command = _names(batch)
-                if commands > self.config.max_batch_commands:
-                    raise BadRequest(error_texts.too_many_commands(commands, self.config.max_batch_commands))
+                if len(batch) > self.config.max_batch_commands:
+                    raise BadRequest(
+                        error_texts.too_many_commands(len(batch), self.config.max_batch_commands)
+                    )
+                names = [args[0].lower() for args in batch]
                 response = await self.run_batch(database, endpoint, batch, access, encode, raw)
             elif endpoint == "subscribe":
                 command = rest.partition("/")[0]
@@ -324,6 +350,7 @@ class Gateway:
                 else:
                     args = path_args("", b"", "")  # raises the "no command" error
                 command = _names([args])
+                names = [args[0].lower()]
                 response = await self.run_one(database, args, access, encode, raw)
         except _Answered as answered:
             response = answered.response
@@ -341,7 +368,9 @@ class Gateway:
         if cors is not None and not response.prepared:  # a stream sent its own already
             response.headers.update(cors)
         elapsed = time.perf_counter() - started
-        self.metrics.observe(name, endpoint, response.status, elapsed, commands)
+        self.metrics.observe(
+            name, endpoint, response.status, elapsed, names, response.get(COMMAND_ERRORS, 0), table
+        )
         if self.config.access_log:
             logs.access(request.method, path, response.status, elapsed, name, command, request.remote)
         return response
@@ -357,9 +386,9 @@ class Gateway:
         if isinstance(reply, ReplyError):
             if isinstance(reply, ReplyTooLarge):  # an engine backend may have read it whole
                 give_back_memory()
-            if raw:
-                return self.raw(resp2(reply), 400)
-            return self.error(400, reply.message)
+            answer = self.raw(resp2(reply), 400) if raw else self.error(400, reply.message)
+            answer[COMMAND_ERRORS] = 1
+            return answer
         if raw:
             return self.raw(resp2(reply, name))
         if type(reply) is bytes and len(reply) >= STREAM_AFTER:  # encoded as it is sent
@@ -380,14 +409,20 @@ class Gateway:
             names = [args[0] for args in batch]
             replies = await database.run_pipeline(batch, access)
             if raw:  # one RESP2 reply per command, back to back, as Redis pipelines them
-                return self.raw(b"".join(resp2(r, n) for r, n in zip(replies, names, strict=True)))
+                answer = self.raw(b"".join(resp2(r, n) for r, n in zip(replies, names, strict=True)))
+                answer[COMMAND_ERRORS] = _errors(replies)
+                return answer
         else:
             try:
                 replies = await database.run_transaction(batch, access)
             except ReplyError as exc:
                 # Discarded as a whole: one error, non-2xx, so clients do not map over it.
-                return self.error(400, exc.message)
-        return self.json([envelope(reply, encode) for reply in replies])
+                answer = self.error(400, exc.message)
+                answer[COMMAND_ERRORS] = 1
+                return answer
+        answer = self.json([envelope(reply, encode) for reply in replies])
+        answer[COMMAND_ERRORS] = _errors(replies)
+        return answer
 
     async def handle_ops(self, request: web.BaseRequest, what: str) -> web.StreamResponse:
         if what == CONSOLE or what.startswith(CONSOLE + "/"):
@@ -411,9 +446,7 @@ class Gateway:
             status = "ok" if ok else "shutting down" if self.shutting_down else "degraded"
             return self.json({"status": status, "databases": report}, 200 if ok else 503)
         if what == "metrics":
-            text = self.metrics.render(
-                (db.name, db.backend.kind, db.backend.health()) for _, db in self.databases
-            )
+            text = self.metrics.render(self.backend_health())
             return web.Response(
                 text=text,
                 content_type="text/plain",
@@ -426,6 +459,11 @@ class Gateway:
 class _Answered(Exception):  # not an error: a reply made early (a preflight)
     def __init__(self, response: web.StreamResponse) -> None:
         self.response = response
+
+
+def _errors(replies: list[Reply]) -> int:
+    """How many replies of a batch are a command's own error."""
+    return sum(isinstance(reply, ReplyError) for reply in replies)
 
 
 def _names(batch: list[list[bytes]]) -> str:

@@ -277,6 +277,12 @@ class CommandTable:
             return cmd.subcommands.get(sub.encode())
         return cmd
 
+    def group_of(self, name: bytes) -> str | None:
+        """The group (``string``, ``hash``, ...) of a lower-case command name, None when
+        the table has no such command: for metrics, whose labels must stay bounded."""
+        cmd = self._by_name.get(name)
+        return None if cmd is None else cmd.group
+
     def lookup(self, args: Sequence[bytes]) -> Command:
         """Resolve a command (and subcommand) and check its arity, with Redis's error texts."""
         cmd = self._by_name.get(args[0].lower())

@@ -196,6 +196,7 @@ def result_pieces(value: bytes, base64: bool, piece: int = 256 * 1024) -> Iterat
 
 # --- Upstash-Response-Format: resp2 ------------------------------------------------------
 
+
 def resp2(value: Reply, command: bytes | None = None) -> bytes:
     """A reply as the RESP2 bytes Redis sends for it (``Upstash-Response-Format: resp2``).
     Strings are bulk strings except a status: ``OK`` at the top, ``PONG`` for PING without

@@ -20,6 +20,7 @@ from kvgate import error_texts
 from kvgate.adapters import Message, Subscription
 from kvgate.database import Database
 from kvgate.errors import BackendError, BadRequest
+from kvgate.metrics import Metrics
 
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 1.0
@@ -32,6 +33,9 @@ class StreamHost(Protocol):
     def shutting_down(self) -> bool: ...
 
     def sync_token(self) -> str: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def event(message: Message) -> bytes:
@@ -73,8 +77,13 @@ async def subscribe(
             }
         )
         await response.prepare(request)
-        with contextlib.suppress(ConnectionResetError):  # the client left
-            await stream(host, request, response, subscription)
+        subscribers = host.metrics.subscribers.labels(database.name)
+        subscribers.inc()
+        try:
+            with contextlib.suppress(ConnectionResetError):  # the client left
+                await stream(host, request, response, subscription)
+        finally:
+            subscribers.dec()
         return response
     finally:
         await subscription.close()

@@ -124,12 +124,12 @@ def call(server: KvgateServer, command: list[str], timeout: float = 3.0) -> tupl
 
 
 def metric(server: KvgateServer, name: str) -> dict[str, float]:
-    """``labels -> value`` of one metric of the server's /_kvgate/metrics (``pid`` left out)."""
+    """``labels -> value`` of one metric of the server's /_kvgate/metrics."""
     with urllib.request.urlopen(server.url + "/_kvgate/metrics", timeout=3) as resp:
         text = resp.read().decode()
     return {
-        m.group(1): float(m.group(2))
-        for m in re.finditer(rf'^{name}\{{pid="\d+",?(.*)\}} (\S+)$', text, re.MULTILINE)
+        m.group(1) or "": float(m.group(2))
+        for m in re.finditer(rf"^{name}(?:\{{(.*)\}})? (\S+)$", text, re.MULTILINE)
     }
 
 
