@@ -10,6 +10,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Histogram
+
+from kvgate.app import GAUGE_REFRESH_SECONDS
+from kvgate.metrics import BUCKETS, add_observations
 from tests.support.api import Api, GatewayClient, make_config
 from tests.support.metrics import families, samples, value
 from tests.support.servers import KvgateServer, RedisServer
@@ -107,6 +111,7 @@ def test_one_scrape_sums_both_workers(redis_server: RedisServer) -> None:
             sent += 1
             workers.add(token.partition("-")[0])
         assert len(workers) == 2, f"one worker answered all {sent} requests"
+        time.sleep(GAUGE_REFRESH_SECONDS * 1.5)  # each worker adds its counts every second
         for _ in range(6):  # scrapes land on either worker: each sees the whole
             with urllib.request.urlopen(server.url + "/_kvgate/metrics", timeout=5) as resp:
                 text = resp.read().decode()
@@ -130,3 +135,20 @@ async def test_subscribers_are_counted_while_they_stream(
     while value(await scrape(api), "kvgate_subscribers", database="default") and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert value(await scrape(api), "kvgate_subscribers", database="default") == 0
+
+
+def test_observations_added_at_once_equal_observe_one_by_one() -> None:
+    """The flush adds many observations through prometheus_client's private fields: this
+    fails if a new prometheus_client stores them otherwise."""
+    seconds = [0.0001, 0.0005, 0.003, 0.003, 0.2, 7.0]
+    one, many = (Histogram("h", "h", ("x",), buckets=BUCKETS, registry=CollectorRegistry()) for _ in range(2))
+    for s in seconds:
+        one.labels("a").observe(s)
+    counts = [0.0] * (len(BUCKETS) + 2)
+    for s in seconds:
+        counts[next((i for i, bound in enumerate(BUCKETS) if s <= bound), len(BUCKETS))] += 1
+    counts[-1] = sum(seconds)
+    add_observations(many.labels("a"), counts)
+    assert [(x.name, x.labels, x.value) for x in one.collect()[0].samples] == [
+        (x.name, x.labels, x.value) for x in many.collect()[0].samples
+    ]
