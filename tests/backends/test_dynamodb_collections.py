@@ -25,9 +25,8 @@ from tests.support.servers import DynamoDBLocal
 
 from .test_dynamodb_backend import run_kvgate
 
-_CAPACITY = re.compile(
-    r'^kvgate_dynamodb_capacity_units_total\{table="([^"]+)",kind="(\w+)",command="(\w+)"\} (\S+)$'
-)
+_CAPACITY = re.compile(r"^kvgate_dynamodb_capacity_units_total\{([^}]*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def raw_client(ddb: DynamoDBLocal) -> Any:
@@ -62,8 +61,11 @@ async def capacity(api: Api) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         found = _CAPACITY.match(line)
-        if found and found.group(1) == table:
-            out[(found.group(2), found.group(3))] = float(found.group(4))
+        if found:
+            labels = dict(_LABEL.findall(found.group(1)))
+            if labels.get("table") == table:
+                key = (labels["kind"], labels["command"])
+                out[key] = out.get(key, 0.0) + float(found.group(2))
     return out
 
 
