@@ -223,7 +223,7 @@ def body_not_json(detail: str) -> str:
 def bad_argument(position: int, kind: str) -> str:
     return (
         f"ERR invalid request body: argument {position} is {kind}; "
-        "arguments must be strings, numbers or booleans"
+        "arguments must be strings, numbers, booleans, objects or arrays"
     )
 
 

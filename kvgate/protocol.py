@@ -44,9 +44,12 @@ except ImportError:  # pragma: no cover - exercised only without orjson
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _keep_literal(text: str) -> str:
-    # Numbers keep their source text: 13.361389 stays 13.361389, 2**64 stays exact.
-    return text
+class _Number(str):
+    """A JSON number as its source text: 13.361389 stays 13.361389, 2**64 stays exact.
+    A ``str`` (an argument is its text), marked so that an object or array argument is
+    written back with its numbers as numbers."""
+
+    __slots__ = ()
 
 
 def _reject_constant(name: str) -> Any:
@@ -59,8 +62,8 @@ def _loads(body: bytes) -> Any:
     try:
         return json.loads(
             body,
-            parse_int=_keep_literal,
-            parse_float=_keep_literal,
+            parse_int=_Number,
+            parse_float=_Number,
             parse_constant=_reject_constant,
         )
     except (ValueError, UnicodeDecodeError) as exc:
@@ -76,8 +79,28 @@ def _arg(value: Any, position: int) -> bytes:
         return b"true"
     if value is False:
         return b"false"
-    kind = "null" if value is None else "an object" if isinstance(value, dict) else "an array"
-    raise BadRequest(bad_argument(position, kind))
+    if value is None:
+        raise BadRequest(bad_argument(position, "null"))
+    # An object or an array is sent as its JSON text, as Upstash takes it: the Python
+    # client sends JSON.SET's document that way (``redis.json.set(key, "$", {...})``).
+    return _json_text(value).encode("utf-8", "surrogatepass")
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON for a parsed value, numbers exactly as they were written."""
+    if isinstance(value, _Number):
+        return str.__str__(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{_json_text(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    return "true" if value is True else "false" if value is False else "null"
 
 
 def command_from_json(value: Any) -> Args:

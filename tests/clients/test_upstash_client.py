@@ -832,16 +832,16 @@ def on_plain_redis(gate: KvgateServer) -> bool:
 
 
 def test_json_documents(gate: KvgateServer, redis: Redis) -> None:
-    """The client's ``redis.json`` commands (values as JSON text through ``execute`` where
-    the client would send a dict: kvgate takes strings, numbers and booleans)."""
+    """The client's ``redis.json`` commands, a document given as a dict included (the client
+    sends it as a JSON object inside the command array)."""
     if on_plain_redis(gate):  # the suite's Redis has no JSON module: refused, with where documents are
         with pytest.raises(
             UpstashError, match=r"^ERR command 'json.set' is not available over REST: this Redis"
         ):
             redis.json.set("doc", "$", 1)
         return
-    doc = '{"name":"kvgate","tags":["gateway"],"stars":3,"nested":{"on":true}}'
-    assert redis.execute(["JSON.SET", "doc", "$", doc]) is True  # the client formats OK as True
+    doc = {"name": "kvgate", "tags": ["gateway"], "stars": 3, "nested": {"on": True}}
+    assert redis.json.set("doc", "$", doc) is True  # the client formats OK as True
     assert redis.json.get("doc") == [
         {"name": "kvgate", "tags": ["gateway"], "stars": 3, "nested": {"on": True}}
     ]

@@ -371,7 +371,11 @@ def test_every_example_matches_its_schema(contract: Contract) -> None:
         ("Result", [{"result": None}, {"result": ["a", 1]}], [{}, {"result": 1.5}, {"result": 1, "x": 1}]),
         ("Error", [{"error": "ERR x"}], [{}, {"error": 1}, {"error": "x", "result": 1}]),
         ("Envelope", [{"result": "OK"}, {"error": "ERR x"}], [{}, {"result": 1, "error": "x"}, "OK"]),
-        ("Command", [["PING"], ["SET", "k", 1.5, True]], [[], "PING", [None], [["GET"]], ["SET", {}]]),
+        (
+            "Command",
+            [["PING"], ["SET", "k", 1.5, True], ["SET", "k", {"a": [1]}]],
+            [[], "PING", [None], ["SET", "k", None]],
+        ),
         ("Commands", [[["PING"]], [["SET", "a", 1], ["GET", "a"]]], [[], [[]], ["PING"], [["GET"], []]]),
     ],
 )

@@ -29,6 +29,17 @@ async def test_json_body_command(api: Api) -> None:
     assert await api.cmd("LRANGE", "l", 0, -1) == (200, {"result": ["a", "b"]})
 
 
+async def test_an_object_or_array_argument_is_its_json_text(api: Api) -> None:
+    """As Upstash takes them (the Python client sends JSON.SET's document so): compact,
+    numbers exactly as written, strings re-escaped, nesting kept; null stays refused."""
+    body = '["SET", "k", {"a": 1.50, "b": [2e3, true, null, "x\\"y\\u00e9"], "c": {}}]'
+    async with api.client.post("/", data=body, headers=api.headers()) as resp:
+        assert (resp.status, await resp.json()) == (200, {"result": "OK"})
+    assert await api.result("GET", "k") == '{"a":1.50,"b":[2e3,true,null,"x\\"yé"],"c":{}}'
+    assert await api.result("SET", "k", [1, [2]]) == "OK"
+    assert await api.result("GET", "k") == "[1,[2]]"
+
+
 async def test_numbers_keep_their_literal_text(api: Api) -> None:
     status, _ = await api.request(
         "POST", "/", data=b'["SET","f",13.361389000]', headers={"Content-Type": "text/plain"}
