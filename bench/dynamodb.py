@@ -96,7 +96,7 @@ AUTH_JSON = {**AUTH, "Content-Type": "application/json"}
 
 
 def pk(name: bytes) -> dict[str, Any]:
-    return {"pk": items.pk(name)}  # kvgate's item key
+    return items.head_key(name)  # the key's head item: partition and sort key
 
 
 # --------------------------------------------------------------------------- CPU meter

@@ -254,6 +254,12 @@ def backend_timeout(seconds: float) -> str:
 #: Redis Cluster's own text: a command's (or a transaction's) keys in several hash slots.
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
 
+#: The starts of Redis Cluster's redirections, which kvgate reads and follows:
+#: ``MOVED <slot> <host:port>`` (the slot lives elsewhere now) and ``ASK <slot> <host:port>``
+#: (this request only, during a migration); TRYAGAIN and CLUSTERDOWN are retried or a 503.
+MOVED = "MOVED "
+ASK = "ASK "
+
 
 def cluster_not_in_transaction(fullname: str) -> str:
     """A command kvgate fans out over every primary (DBSIZE, KEYS...) inside /multi-exec."""

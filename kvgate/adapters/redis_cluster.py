@@ -82,7 +82,7 @@ SCRIPTS_REMEMBERED = 10_000
 
 #: The replies that mean a node did not run a command and another should (or, for
 #: CLUSTERDOWN, that none can now).
-REDIRECTIONS = ("MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN")
+REDIRECTIONS = (error_texts.MOVED, error_texts.ASK, "TRYAGAIN", "CLUSTERDOWN")
 
 
 def _first_error(replies: list[Reply]) -> ReplyError | None:
@@ -657,7 +657,7 @@ class RedisClusterBackend(Backend):
             return False
         message = reply.message
         head = message[:6]
-        if head.startswith(("MOVED", "ASK ")):
+        if head.startswith((error_texts.MOVED, error_texts.ASK)):
             redirect = redirect_of(message, part.address)
             if redirect is None:
                 return False

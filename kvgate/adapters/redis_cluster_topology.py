@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from kvgate import error_texts
 from kvgate.adapters.redis_cluster_slots import SLOTS
 
 #: host, port
@@ -190,13 +191,17 @@ class Redirect:
 
 def redirect_of(message: str, answered_by: Address) -> Redirect | None:
     """``MOVED 3999 127.0.0.1:6381`` or ``ASK 3999 :6381`` (an empty host: the node's own)."""
-    if not (message.startswith("MOVED ") or message.startswith("ASK ")):
+    if not message.startswith((error_texts.MOVED, error_texts.ASK)):
         return None
     parts = message.split()
     if len(parts) != 3:
         return None
     host, _, port = parts[2].rpartition(":")
     try:
-        return Redirect(parts[0] == "ASK", int(parts[1]), (host.strip("[]") or answered_by[0], int(port)))
+        return Redirect(
+            message.startswith(error_texts.ASK),
+            int(parts[1]),
+            (host.strip("[]") or answered_by[0], int(port)),
+        )
     except ValueError:
         return None

@@ -21,8 +21,11 @@ CHROMIUM = os.environ.get("KVGATE_CHROMIUM") or shutil.which("chromium") or "/us
 ARTIFACTS = Path(os.environ.get("KVGATE_ARTIFACTS") or Path(tempfile.gettempdir()) / "kvgate-artifacts")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for the browser tests, stopped when they end: Playwright's sync API
+    keeps an asyncio loop running in this thread while it is open, and the async tests
+    after these (pytest-asyncio) cannot start their own loops beside it."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
