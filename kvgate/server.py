@@ -254,6 +254,18 @@ def fit_open_files(max_connections: int, reserved: int) -> int:
 
 
 async def serve(config: Config, *, announce: bool = True) -> None:
+    loop = asyncio.get_running_loop()
+    # A SIGHUP before the reload handler below exists is remembered and acted on then (a
+    # worker starts with SIGHUP ignored, see run(): its default action would end it).
+    early_hangups: list[bool] = []
+    loop.add_signal_handler(signal.SIGHUP, early_hangups.append, True)
+    if not announce and config.config_file is not None:
+        # A worker of several: read the file now, after the handler above, so that a
+        # SIGHUP sent while this process was starting (ignored then) is not lost.
+        try:
+            config = reread(config)
+        except ConfigError as exc:  # the parent's copy stays, as a failed reload keeps it
+            log.error("reload failed, keeping the current configuration: %s", redact_url(str(exc)))
     gateway = Gateway(config)
     try:
         await gateway.start()
@@ -281,7 +293,6 @@ async def serve(config: Config, *, announce: bool = True) -> None:
             f"kvgate: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
@@ -292,6 +303,8 @@ async def serve(config: Config, *, announce: bool = True) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    if early_hangups:
+        on_hangup()
     if announce:
         sockets = runner.addresses
         host, port = sockets[0][:2] if sockets else (config.host, config.port)
@@ -369,9 +382,13 @@ def _run_workers(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGHUP, hangup)
+    # The workers inherit an ignored SIGHUP until they handle it themselves (serve()): a
+    # reload sent while one starts must not end it (its default action), which stopped the
+    # whole server.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for proc in workers:
         proc.start()
+    signal.signal(signal.SIGHUP, hangup)
     announce_listening(config, config.host, config.port, config.workers)
     code = 0
     gone: set[int] = set()

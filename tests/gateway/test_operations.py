@@ -138,6 +138,33 @@ def test_sighup_reloads_tokens_and_databases(redis_server: RedisServer, tmp_path
         server.close()
 
 
+def test_a_sighup_while_the_workers_start_ends_none_of_them(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Before: a worker that had not yet set up its handler took the SIGHUP's default
+    action, died, and the parent stopped the whole server ("kvgate-worker-1 exited with
+    code -1").  Now a worker starts with SIGHUP ignored and reads the file once it handles
+    it, so a reload sent during start-up reaches every worker."""
+    file = tmp_path / "kvgate.toml"
+    write_config(file, redis_server.url, ("a", "token-one"))
+    server = KvgateServer("--config", str(file), "--workers", "2").start()  # the parent's line
+    try:
+        write_config(file, redis_server.url, ("a", "token-two"))
+        server.signal(signal.SIGHUP)  # the workers are still starting
+        a = server.url + "/db/a"
+        deadline = time.monotonic() + 30
+        while call(a, ["PING"], "token-two")[0] != 200:
+            assert server.proc is not None and server.proc.poll() is None, server.output()
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.05)
+        for _ in range(12):  # connections of their own: either worker answers
+            assert call(a, ["PING"], "token-one")[0] == 401, server.output()
+            assert call(a, ["PING"], "token-two") == (200, {"result": "PONG"})
+        assert "exited with code" not in server.output()
+    finally:
+        server.close()
+
+
 # --- HTTPS -----------------------------------------------------------------------------
 
 
