@@ -53,6 +53,7 @@ from bench.run import (
 )
 
 CHUNK = 1000  # elements per loading command
+KEYS_CHUNK = 100  # keys per MSET: DynamoDB changes at most 100 keys atomically
 COMMANDS_PER_LOAD = 10  # loading commands per /pipeline
 CAPACITY_METRIC = "kvgate_dynamodb_capacity_units_total"
 
@@ -132,8 +133,8 @@ def load(client: Client, size: int, keys: int, tag: str) -> None:
         add(["SADD", f"s:{tag}", *(f"m{i}" for i in ids)])
         add(["ZADD", f"z:{tag}", *(x for i in ids for x in (str(i), f"m{i}"))])
         add(["RPUSH", f"l:{tag}", *(f"e{i}" for i in ids)])
-    for start in range(0, keys, CHUNK):
-        ids = range(start, min(start + CHUNK, keys))
+    for start in range(0, keys, KEYS_CHUNK):
+        ids = range(start, min(start + KEYS_CHUNK, keys))
         add(["MSET", *(x for i in ids for x in (f"k:{tag}:{i}", "v"))])
     flush()
     got = client.pipeline(
@@ -354,7 +355,12 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             runs: list[BackendRun] = []
             servers: list[Service] = []
             for (name, url, is_ddb), port in zip(backends, (redis_kv, sqlite_kv, ddb_kv), strict=False):
-                servers.append(start_kvgate(started, tmp, f"kvgate-{name}", port, url, workers=1))
+                # loading writes big commands: on DynamoDB each is a new generation of the
+                # whole collection, well past the default 10 s timeout at 100,000 elements
+                extra = ["--timeout", "300"] if is_ddb else []
+                servers.append(
+                    start_kvgate(started, tmp, f"kvgate-{name}", port, url, workers=1, extra=extra)
+                )
                 runs.append(BackendRun(name, Client(port), is_ddb))
             for r in runs:
                 measure(r, "small", "small", args.small, args.small, args.samples)
