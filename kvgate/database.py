@@ -15,28 +15,8 @@ from kvgate import error_texts
 from kvgate.adapters import Backend, BackendEntry, entry_named
 from kvgate.commands import Context
 from kvgate.errors import Forbidden, ReplyError
-from kvgate.protocol import Args, Reply
+from kvgate.protocol import Args, Reply, split_withtype
 from kvgate.scripts import Fixup, ScriptRegistry
-
-
-def split_withtype(options: Args) -> tuple[Args, bool]:
-    """SCAN's options without ``WITHTYPE`` (a word of its own where an option name is due:
-    ``MATCH withtype`` is a pattern), and whether it was there."""
-    rest: Args = []
-    found = False
-    i = 0
-    while i < len(options):
-        word = options[i].lower()
-        if word == b"withtype":
-            found = True
-            i += 1
-        elif word in (b"count", b"match", b"type") and i + 1 < len(options):
-            rest += options[i : i + 2]
-            i += 2
-        else:
-            rest.append(options[i])
-            i += 1
-    return rest, found
 
 
 class Access(Enum):

@@ -246,3 +246,26 @@ def _resp2(value: Reply, out: list[bytes], top: bool = False, command: bytes = b
         out.append(b"*%d\r\n" % len(items))
         for item in items:
             _resp2(item, out)
+
+
+# --- Upstash's SCAN extension ------------------------------------------------------
+
+
+def split_withtype(options: Args) -> tuple[Args, bool]:
+    """SCAN's options without Upstash's ``WITHTYPE`` flag (a word of its own where an option name is due:
+    ``MATCH withtype`` is a pattern), and whether it was there."""
+    rest: Args = []
+    found = False
+    i = 0
+    while i < len(options):
+        word = options[i].lower()
+        if word == b"withtype":
+            found = True
+            i += 1
+        elif word in (b"count", b"match", b"type") and i + 1 < len(options):
+            rest += options[i : i + 2]
+            i += 2
+        else:
+            rest.append(options[i])
+            i += 1
+    return rest, found

@@ -24,7 +24,7 @@ from kvgate.error_texts import (
     unsupported_option,
 )
 from kvgate.errors import ReplyError
-from kvgate.protocol import Args, Reply
+from kvgate.protocol import Args, Reply, split_withtype
 
 
 def _c_string(raw: bytes) -> bytes:
@@ -236,33 +236,13 @@ def _type_matches(key: Key, wanted: bytes | None) -> bool:
 @command("scan")
 def scan(t: Txn, args: Args) -> Reply:
     cursor = parse_cursor(args[1])
-    options, with_type = _without_withtype(args[2:])
+    options, with_type = split_withtype(args[2:])
     opts = parse_options([*args[:2], *options], 2, allow_type=True)
     nxt, page = t.scan(cursor, opts.count)
     found = [key for key in page if _type_matches(key, opts.type) and opts.matches(key.name)]
     if with_type:  # Upstash's extension: each name followed by its type
         return [b"%d" % nxt, [item for key in found for item in (key.name, key.type.redis_name)]]
     return [b"%d" % nxt, [key.name for key in found]]
-
-
-def _without_withtype(options: Args) -> tuple[Args, bool]:
-    """SCAN's options without Upstash's ``WITHTYPE`` flag (a word of its own where an option
-    name is due: ``MATCH withtype`` is a pattern), and whether it was there."""
-    rest: Args = []
-    found = False
-    i = 0
-    while i < len(options):
-        word = options[i].lower()
-        if word == b"withtype":
-            found = True
-            i += 1
-        elif word in (b"count", b"match", b"type") and i + 1 < len(options):
-            rest += options[i : i + 2]
-            i += 2
-        else:
-            rest.append(options[i])
-            i += 1
-    return rest, found
 
 
 @command("randomkey")
