@@ -75,6 +75,11 @@ SWEEP_INTERVAL = 1.0
 SWEEP_BATCH = 1000
 
 
+def _retrieve(future: asyncio.Future[list[Reply]]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: a reply nobody waits for any more is not an error
+
+
 @dataclass(frozen=True)
 class SqliteURL:
     """What a ``sqlite://`` URL says (its options' defaults are in the registry entry)."""
@@ -332,18 +337,24 @@ class SqliteBackend(Backend):
         except TimeoutError:
             raise BackendTimeout(error_texts.sqlite_readers_timeout(self.settings.timeout)) from None
 
-    def _write(self, run: Callable[[SqliteTxn], list[Reply]]) -> asyncio.Future[list[Reply]]:
+    def _write(
+        self, run: Callable[[SqliteTxn], list[Reply]], *, counted: bool = True
+    ) -> asyncio.Future[list[Reply]]:
+        """Queue ``run`` for the writer.  Housekeeping (``counted=False``) takes no place in
+        ``max_inflight``: the expiry sweep never turns a client's command away."""
         self._require_writer()
         job = _Job(run, asyncio.get_running_loop())
-        self._inflight += 1
-        job.future.add_done_callback(self._job_done)
+        if counted:
+            self._inflight += 1
+            job.future.add_done_callback(self._job_done)
+        else:
+            job.future.add_done_callback(_retrieve)
         self._queue.put(job)
         return job.future
 
     def _job_done(self, future: asyncio.Future[list[Reply]]) -> None:
         self._inflight -= 1
-        if not future.cancelled():
-            future.exception()  # retrieved: a reply nobody waits for any more is not an error
+        _retrieve(future)
 
     # -- the reader threads
     def _read_loop(self) -> None:
@@ -446,7 +457,7 @@ class SqliteBackend(Backend):
     async def _sweep_forever(self) -> None:
         while not self._closing:
             try:
-                write = self._write(lambda t: [t.sweep(SWEEP_BATCH)])
+                write = self._write(lambda t: [t.sweep(SWEEP_BATCH)], counted=False)
                 (swept,) = await asyncio.wait_for(asyncio.shield(write), self.settings.timeout)
             except (BackendUnavailable, TimeoutError):
                 swept = 0

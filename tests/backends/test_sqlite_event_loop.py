@@ -172,9 +172,19 @@ async def test_reads_on_reader_threads_count_in_max_inflight(
     gateway_client: GatewayClient, tmp_path: Path
 ) -> None:
     api = Api(await gateway_client(sqlite_config(tmp_path, max_inflight=1)))
-    backend_of(api).scripting.limits.time_limit_ms = 300
+    backend = backend_of(api)
+    backend.scripting.limits.time_limit_ms = 300
+    # a fixed 50 ms wait for the script to be queued was too short on a loaded CI machine
+    queued = asyncio.Event()
+    submit_read = backend._submit_read
+
+    async def noted(commands: list[Any], budget: Any) -> Any:
+        queued.set()
+        return await submit_read(commands, budget)
+
+    backend._submit_read = noted  # type: ignore[method-assign]
     first = asyncio.ensure_future(api.cmd("EVAL_RO", "while true do end", "0"))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(queued.wait(), 5)
     assert await api.cmd("SCAN", "0") == (
         503,
         {"error": "ERR too many commands waiting for the sqlite readers; retry later"},
