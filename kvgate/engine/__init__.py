@@ -18,7 +18,23 @@ from functools import cache
 from importlib.resources import files
 
 from kvgate.commands import CommandTable, default_table
-from kvgate.engine import documents, hashes, keys, lists, scripting, server, sets, strings, zsets  # noqa: F401
+from kvgate.engine import (  # noqa: F401
+    bitmaps,
+    documents,
+    geo,
+    hash_fields,
+    hashes,
+    hyperloglog,
+    keys,
+    lists,
+    pubsub,
+    scripting,
+    server,
+    sets,
+    streams,
+    strings,
+    zsets,
+)
 from kvgate.engine.registry import HANDLERS
 from kvgate.engine.storage import Txn
 from kvgate.error_texts import not_supported

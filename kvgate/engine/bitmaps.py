@@ -1,0 +1,3 @@
+"""Bitmap commands (SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD) on strings: issue 11."""
+
+from __future__ import annotations
