@@ -13,8 +13,11 @@ import json
 from collections.abc import Iterator, Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kvgate.engine import command_table
+from kvgate.engine.documents import values as values_module
 from kvgate.engine.documents.paths import PathError, compile_path, values
 from kvgate.engine.documents.values import dumps, format_double, parse
 from tests.support.engine import Arg, EngineClient, Oracle, comparable
@@ -540,3 +543,46 @@ def test_compiled_paths_are_cached_and_errors_raised() -> None:
     assert values(compile_path("a"), {"a": 1}) == [1]
     with pytest.raises(PathError, match="Error occurred on position 2"):
         compile_path("$[")
+
+
+# The fast ways (orjson, Python's C parser) must read and print exactly as the exact
+# reader and writer do, which the differential tests above check against RedisJSON.
+_NUMBER_TEXTS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.builds(
+        lambda sign, whole, frac, exp: f"{sign}{whole}{frac}{exp}",
+        st.sampled_from(["", "-"]),
+        st.sampled_from(["0", "1", "12", "9007199254740993", "123456789012345678"]),
+        st.sampled_from(["", ".0", ".5", ".25", ".1234567890123", ".00000000000000000000001"]),
+        st.sampled_from(["", "e5", "E-7", "e+22", "e23", "e-400", "e308"]),
+    ),
+)
+_DOCUMENTS = st.recursive(
+    st.one_of(st.sampled_from(["null", "true", "false"]), _NUMBER_TEXTS, st.text(max_size=8).map(json.dumps)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.dictionaries(st.text(max_size=4), inner, max_size=4).map(
+            lambda d: "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in d.items()) + "}"
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DOCUMENTS)
+def test_the_fast_reader_and_writer_agree_with_the_exact_ones(text: str) -> None:
+    raw = text.encode()
+    try:
+        exact = values_module._Reader(raw).value()
+    except values_module.JsonError:
+        with pytest.raises(values_module.JsonError):
+            parse(raw)
+        return
+    fast = parse(raw)
+    assert dumps(fast) == dumps(exact)
+    out: list[str] = []
+    values_module._compact(exact, out)
+    assert dumps(exact) == "".join(out)
+    assert values_module.load_stored(dumps(exact).encode()) == exact

@@ -14,10 +14,12 @@ nothing matched.
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
+
+import orjson
 
 from kvgate.engine.documents import paths as P
 from kvgate.engine.documents.values import (
@@ -28,6 +30,7 @@ from kvgate.engine.documents.values import (
     equal,
     format_double,
     is_number,
+    load_stored,
     memory,
     parse,
     swap_remove,
@@ -140,7 +143,7 @@ class _Doc:
         self.key: Key | None = t.lookup(name)
         if self.key is not None and self.key.type is not KeyType.JSON:
             raise ReplyError(JSON_WRONG_KEY_TYPE)
-        self.root: Json = _MISSING if self.key is None else json.loads(self.key.value or b"null")
+        self.root: Json = _MISSING if self.key is None else load_stored(self.key.value or b"null")
         self.changed = False
 
     @property
@@ -404,7 +407,12 @@ def _apply(
 
 
 def _copy(v: Json) -> Json:
-    return json.loads(json.dumps(v)) if isinstance(v, dict | list) else v
+    if not isinstance(v, dict | list):
+        return v
+    try:
+        return orjson.loads(orjson.dumps(v))  # doubles round-trip exactly, and fast
+    except TypeError:  # an integer beyond 64 bits
+        return copy.deepcopy(v)
 
 
 def _merge(doc: Json, patch: Json) -> Json:

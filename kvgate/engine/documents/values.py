@@ -22,8 +22,11 @@ In Python a document is ``dict`` (insertion ordered), ``list``, ``str``, ``bool`
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 Json = dict[str, Any] | list[Any] | str | bool | int | float | None
 
@@ -377,7 +380,20 @@ class _Reader:
 
 
 def _serde_number(text: str) -> int | float:
-    """One number literal (already valid JSON) as serde_json reads it."""
+    """One number literal (already valid JSON) as serde_json reads it.
+
+    Most literals take the fast way: an integer in 64 bits is that integer, and a decimal
+    of at most 15 digits (a significand below 2**53) with at most 22 of them after the
+    point is exact in serde_json's one multiplication or division by an exact power of
+    ten, so it is the correctly rounded double Python's ``float`` gives."""
+    if "e" not in text and "E" not in text:
+        point = text.find(".")
+        if point < 0:
+            n = int(text)
+            if I64_MIN <= n <= U64_MAX and text != "-0":
+                return n
+        elif len(text) - (text[0] == "-") <= 16 and len(text) - point <= 23:
+            return float(text)
     negative = text.startswith("-")
     reader = _Reader(text[1:].encode() if negative else text.encode())
     return reader.number(not negative)
@@ -387,11 +403,21 @@ def _no_constant(name: str) -> None:
     raise ValueError(name)  # NaN, Infinity: not JSON
 
 
+#: Where orjson might read a number otherwise than serde_json (conservative: it also
+#: matches inside strings, which only costs the slower way): an exponent, 16 or more
+#: digits (a significand that may not fit a double exactly, an integer beyond 64 bits),
+#: and ``-0``, an integer for orjson but the double ``-0.0`` for serde_json.
+_UNSURE_NUMBER = re.compile(rb"[0-9][eE]|(?:[0-9]\.?){16}|-0(?![.0-9])")
+
+
 def _fast(raw: bytes) -> Json:
-    """Python's C JSON parser where it reads as serde_json does (numbers through
-    :func:`_serde_number`); ValueError where it might not: then the exact reader runs."""
+    """A C parser where it reads as serde_json does: orjson when no number could read
+    otherwise, else Python's with numbers through :func:`_serde_number`; ValueError where
+    it might not read alike (or the text is invalid): then the exact reader runs."""
     if b"\\u" in raw or raw.count(b"[") + raw.count(b"{") >= MAX_DEPTH:
         raise ValueError("escapes or depth: read exactly")
+    if not _UNSURE_NUMBER.search(raw):
+        return orjson.loads(raw)  # its errors are ValueErrors: the exact reader then says why
     text = raw.decode("utf-8")  # bytes to json.loads would also guess UTF-16 and UTF-32
     try:
         return json.loads(
@@ -559,8 +585,24 @@ class _Pretty:
             out.append(scalar_text(v))
 
 
+def load_stored(raw: bytes) -> Json:
+    """A document as kvgate stored it: its own compact text (:func:`dumps`), in which every
+    double is printed shortest and exact, so a standard parser reads it back unchanged."""
+    return orjson.loads(raw)
+
+
 def dumps(v: Json, fmt: Format | None = None) -> str:
     if fmt is None or fmt.plain:
+        try:
+            fast = orjson.dumps(v)
+        except TypeError:  # an integer beyond 64 bits
+            pass
+        else:
+            # orjson prints what serde_json prints (strings escaped alike, doubles shortest
+            # with the same notation thresholds) but for a positive exponent's sign:
+            # ``1e+30`` where serde_json has ``1e30``.  Rare; the exact writer handles it.
+            if b"e+" not in fast:
+                return fast.decode()
         out: list[str] = []
         _compact(v, out)
         return "".join(out)
