@@ -92,6 +92,21 @@ LCS_TOO_BIG = "ERR Insufficient memory, transient memory for LCS exceeds proto-m
 
 HASH_NOT_INTEGER = "ERR hash value is not an integer"
 HASH_NOT_FLOAT = "ERR hash value is not a float"
+#: Field expiration (Redis 7.4-8.2's t_hash.c): HEXPIRE..., HTTL..., HPERSIST, HGETDEL,
+#: HGETEX, HSETEX.  Redis words the numfields check differently per command.
+FIELDS_MISSING = "ERR Mandatory argument FIELDS is missing or not at the right position"
+NUMFIELDS_POSITIVE = "ERR Number of fields must be a positive integer"
+NUMFIELDS_GREATER_THAN_0 = "ERR Parameter `numFields` should be greater than 0"
+NUMFIELDS_MISMATCH = "ERR The `numfields` parameter must match the number of arguments"
+NUMFIELDS_INVALID = "ERR invalid number of fields"
+FIELD_EXPIRE_NEGATIVE = "ERR invalid expire time, must be >= 0"
+FIELD_EXPIRE_MISSING = "ERR missing expire time"
+HSETEX_FNX_FXX = "ERR Only one of FXX or FNX arguments can be specified"
+HSETEX_EXPIRATIONS = "ERR Only one of EX, PX, EXAT, PXAT or KEEPTTL arguments can be specified"
+
+
+def unknown_argument(arg: str) -> str:
+    return f"ERR unknown argument: {arg}"
 
 # Lists.
 
