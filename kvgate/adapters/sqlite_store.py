@@ -270,6 +270,10 @@ class SqliteTxn(Txn):
         )
         return Key(name, KeyType.STRING, expire_at, value, key_id)
 
+    def set_value(self, key: Key, value: bytes) -> Key:
+        self._x("UPDATE keys SET value = ? WHERE id = ?", (value, key.ref))
+        return Key(key.name, key.type, key.expire_at, value, key.ref)
+
     def set_expire(self, key: Key, expire_at: int | None) -> None:
         self._x("UPDATE keys SET expire_at = ? WHERE id = ?", (expire_at, key.ref))
         key.expire_at = expire_at

@@ -134,6 +134,12 @@ class Txn(ABC):
     def set_string(self, name: bytes, value: bytes, expire_at: int | None) -> Key:
         """Make ``name`` a string holding ``value``, replacing whatever was there."""
 
+    def set_value(self, key: Key, value: bytes) -> Key:
+        """Replace the value of a live key that keeps no members (a document), keeping its
+        type and expiry.  A store that can change the value in place overrides this."""
+        self.delete(key)
+        return self.create(key.name, key.type, value, key.expire_at)
+
     @abstractmethod
     def set_expire(self, key: Key, expire_at: int | None) -> None: ...
 

@@ -158,9 +158,10 @@ class _Doc:
     def save(self) -> None:
         value = dumps(self.root).encode()
         key = self.key
-        if key is not None:
-            self.t.delete(key)
-        self.key = self.t.create(self.name, KeyType.JSON, value, key.expire_at if key else None)
+        if key is None:
+            self.key = self.t.create(self.name, KeyType.JSON, value)
+        else:
+            self.key = self.t.set_value(key, value)
         self.changed = False
 
     def delete(self) -> None:
