@@ -37,6 +37,13 @@ def unknown_subcommand(container: str, sub: str) -> str:
     return _clean(f"ERR unknown subcommand '{sub[:128]}'. Try {container.upper()} HELP.")
 
 
+def subcommand_syntax(container: str, sub: str) -> str:
+    """A known subcommand with arguments it does not take (PUBSUB CHANNELS a b)."""
+    return _clean(
+        f"ERR unknown subcommand or wrong number of arguments for '{sub[:128]}'. Try {container.upper()} HELP."
+    )
+
+
 def noperm(fullname: str) -> str:
     return f"NOPERM this user has no permissions to run the '{fullname}' command"
 
@@ -246,6 +253,8 @@ def bad_argument(position: int, kind: str) -> str:
 
 BACKEND_CLOSED = "ERR backend unavailable (closed)"
 TOO_MANY_SUBSCRIPTIONS = "ERR too many open subscriptions on this kvgate process; retry later"
+#: Redis closes a subscriber past its output buffer limit (client-output-buffer-limit pubsub).
+SUBSCRIBER_TOO_SLOW = "ERR the subscriber fell too far behind its messages and was disconnected"
 
 
 def backend_unavailable(detail: str) -> str:
