@@ -95,6 +95,26 @@ LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use 
 LCS_NOT_STRINGS = "ERR The specified keys must contain string values"
 LCS_TOO_BIG = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
 
+# HyperLogLog (a string in Redis's HLL format) and bitmaps (any string).
+
+HLL_WRONGTYPE = "WRONGTYPE Key is not a valid HyperLogLog string value."
+HLL_CORRUPT = "INVALIDOBJ Corrupted HLL object detected"
+BIT_OFFSET = "ERR bit offset is not an integer or out of range"
+BIT_VALUE = "ERR bit is not an integer or out of range"
+BITPOS_BIT = "ERR The bit argument must be 1 or 0."
+BITOP_NOT_ONE_SOURCE = "ERR BITOP NOT must be called with a single source key."
+BITFIELD_TYPE = (
+    "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+)
+BITFIELD_OVERFLOW = "ERR Invalid OVERFLOW type specified"
+BITFIELD_RO_GET_ONLY = "ERR BITFIELD_RO only supports the GET subcommand"
+
+
+def bitop_two_sources(op: str) -> str:
+    """Redis 8.2's text for DIFF, DIFF1 and ANDOR with one source (``op`` upper case)."""
+    return f"ERR BITOP {op} must be called with at least two source keys."
+
+
 # Hashes.
 
 HASH_NOT_INTEGER = "ERR hash value is not an integer"
