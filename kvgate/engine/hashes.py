@@ -2,9 +2,11 @@
 
 A hash is a collection whose members are the fields, each with its value.  Small hashes in
 Redis (listpack) answer in insertion order, which :meth:`Txn.members` keeps, so HGETALL,
-HKEYS, HVALS and HSCAN reply in that order.  Arguments are checked in Redis's order (an
-increment before the key's type, the key's type before the stored value) and everything
-that can fail is checked before anything is written.
+HKEYS, HVALS and HSCAN reply in that order.  A field's expiry (Redis 7.4+) is its member's
+score, set by :mod:`kvgate.engine.hash_fields`: HSET and HSETNX write 0 (a set field loses
+its expiry), the increments keep it, and the store hides expired fields from every read.
+Arguments are checked in Redis's order (an increment before the key's type, the key's type
+before the stored value) and everything that can fail is checked before anything is written.
 """
 
 from __future__ import annotations
@@ -86,14 +88,14 @@ def hdel(t: Txn, args: Args) -> Reply:
 def hincrby(t: Txn, args: Args) -> Reply:
     incr = parse_int(args[3])
     key = _hash(t, args[1])
-    raw = _value(t, key, args[2])
-    old = 0 if raw is None else to_int(raw)
+    found = None if key is None else t.get(key, args[2])
+    old = 0 if found is None else to_int(found.value)
     if old is None:
         raise ReplyError(HASH_NOT_INTEGER)
     new = old + incr
     if not INT64_MIN <= new <= INT64_MAX:
         raise ReplyError(OVERFLOW)
-    _store(t, key, args[1], args[2], format_int(new))
+    _store(t, key, args[1], args[2], format_int(new), found)
     return new
 
 
@@ -105,22 +107,24 @@ def hincrbyfloat(t: Txn, args: Args) -> Reply:
     if not longdouble.is_finite(incr):
         raise ReplyError(NAN_OR_INF_INCREMENT)
     key = _hash(t, args[1])
-    raw = _value(t, key, args[2])
-    old = longdouble.parse(b"0" if raw is None else raw)
+    found = None if key is None else t.get(key, args[2])
+    old = longdouble.parse(b"0" if found is None else found.value)
     if old is None:
         raise ReplyError(HASH_NOT_FLOAT)
     new = longdouble.add(old, incr)
     if not longdouble.is_finite(new):
         raise ReplyError(NAN_OR_INF_RESULT)
     text = longdouble.to_bytes(new)
-    _store(t, key, args[1], args[2], text)
+    _store(t, key, args[1], args[2], text, found)
     return text
 
 
-def _store(t: Txn, key: Key | None, name: bytes, field: bytes, value: bytes) -> None:
+def _store(t: Txn, key: Key | None, name: bytes, field: bytes, value: bytes, old: Member | None) -> None:
+    """An increment changes a field's value, not the field: its expiry (the member's
+    score, see :mod:`kvgate.engine.hash_fields`) stays, as in Redis 7.4+."""
     if key is None:
         key = t.create(name, HASH)
-    t.put(key, field, value)
+    t.put(key, field, value, old.score if old is not None else 0.0)
 
 
 # --- reads ----------------------------------------------------------------------------

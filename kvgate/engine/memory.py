@@ -21,6 +21,9 @@ from kvgate.engine.storage import Key, KeyType, Member, Txn
 class _Entry:
     key: Key
     members: dict[bytes, Member] = field(default_factory=dict)  # insertion ordered
+    #: A hash's earliest field expiry (ms; 0: none), perhaps of a field since changed:
+    #: the lookup that passes it drops the expired fields (see ``MemoryTxn._live``).
+    field_expiry: float = 0.0
 
 
 class MemoryStore:
@@ -50,7 +53,19 @@ class MemoryTxn(Txn):
         if exp is not None and exp <= self.now:
             del self.store.entries[name]
             return None
+        if entry.field_expiry and entry.field_expiry <= self.now and not self._drop_expired_fields(entry):
+            del self.store.entries[name]  # its last field expired: the hash goes, as in Redis
+            return None
         return entry
+
+    def _drop_expired_fields(self, entry: _Entry) -> int:
+        """Drop a hash's expired fields (a member's score is its field's expiry, see
+        :mod:`kvgate.engine.storage`); how many fields are left."""
+        members = entry.members
+        for m in [m for m in members.values() if m.score and m.score <= self.now]:
+            del members[m.member]
+        entry.field_expiry = min((m.score for m in members.values() if m.score), default=0.0)
+        return len(members)
 
     def lookup(self, name: bytes) -> Key | None:
         entry = self._live(name)
@@ -118,9 +133,11 @@ class MemoryTxn(Txn):
         return self._members(key).get(member)
 
     def put(self, key: Key, member: bytes, value: bytes = b"", score: float = 0.0) -> bool:
-        members = self._members(key)
-        new = member not in members
-        members[member] = Member(member, value, score)
+        entry = self.store.entries[key.name]
+        new = member not in entry.members
+        entry.members[member] = Member(member, value, score)
+        if key.type is KeyType.HASH and score and not 0 < entry.field_expiry <= score:
+            entry.field_expiry = score
         return new
 
     def remove(self, key: Key, member: bytes) -> bool:
