@@ -12,7 +12,8 @@ Model
 A key has a type, an optional expiry (ms since the epoch) and, for strings, a value.
 Collections keep one row per element, a :class:`Member`: ``(member, value, score)``.
 
-* hash: ``member`` = field, ``value`` = value, ``score`` unused (0)
+* hash: ``member`` = field, ``value`` = value, ``score`` = the field's expiry (ms since
+  the epoch, Redis 7.4's field expiration), 0 for none
 * set: ``member`` = element, ``value`` empty, ``score`` unused (0)
 * sorted set: ``member`` = element, ``score`` = score, ``value`` empty
 * list: ``score`` = position (a float, ordered), ``member`` = the position packed by the
@@ -27,8 +28,13 @@ Ordering contracts the engine relies on:
 * :meth:`Txn.ordered` returns elements by ``(score, member)``, members compared as bytes.
 
 Expired keys are invisible: :meth:`Txn.lookup` never returns one, and :meth:`Txn.create`
-replaces one.  The ``*_`` methods with a default implementation are optional: a store with
-indexes overrides them, a simple store inherits the scan over :meth:`ordered`.
+replaces one.  Expired hash fields are invisible too, to every member method (``get``,
+``members``, ``member_scan``, ``count``, ``remove``), and a hash whose fields have all
+expired is an expired key.  A store drops expired fields when it can (a writable unit's
+lookup, a background sweep); a read-only unit hides them.
+
+The ``*_`` methods with a default implementation are optional: a store with indexes
+overrides them, a simple store inherits the scan over :meth:`ordered`.
 """
 
 from __future__ import annotations
