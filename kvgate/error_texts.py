@@ -164,6 +164,38 @@ def no_input_keys(name: str) -> str:
     return f"ERR at least 1 input key is needed for '{name}' command"
 
 
+# Geo (geo.c).
+
+GEO_UNIT = "ERR unsupported unit provided. please use M, KM, FT, MI"
+GEO_RADIUS_NOT_FLOAT = "ERR need numeric radius"
+GEO_WIDTH_NOT_FLOAT = "ERR need numeric width"
+GEO_HEIGHT_NOT_FLOAT = "ERR need numeric height"
+GEO_NEGATIVE_RADIUS = "ERR radius cannot be negative"
+GEO_NEGATIVE_BOX = "ERR height or width cannot be negative"
+GEO_MEMBER_NOT_FOUND = "ERR could not decode requested zset member"
+GEO_COUNT_POSITIVE = "ERR COUNT must be > 0"
+GEO_ANY_NEEDS_COUNT = "ERR the ANY argument requires COUNT argument"
+
+
+def geo_invalid_pair(longitude: float, latitude: float) -> str:
+    """C's ``%f`` of each coordinate (Python's is the same)."""
+    return f"ERR invalid longitude,latitude pair {longitude:f},{latitude:f}"
+
+
+def geo_store_with_options(searchstore: bool) -> str:
+    what = "GEOSEARCHSTORE" if searchstore else "STORE option in GEORADIUS"
+    return f"ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+
+
+def geo_needs_center(name: str) -> str:
+    """``name`` as the caller wrote it (Redis prints ``argv[0]``)."""
+    return f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {name}"
+
+
+def geo_needs_shape(name: str) -> str:
+    return f"ERR exactly one of BYRADIUS and BYBOX can be specified for {name}"
+
+
 # Scripts (EVAL, EVALSHA, SCRIPT ...), their shebang, and redis.call inside them.
 
 NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
