@@ -1,6 +1,6 @@
 """Keys and members in one SQLite file: the :class:`~kvgate.engine.storage.Txn` for SQLite.
 
-Schema (version 2):
+Schema (version 3; a version 2 file gains ``hash_expiry``, empty, as it opens):
 
 * ``keys``: a row per key (type, expiry, a string's value) with ``size``, the number of
   members a collection has: HLEN, SCARD, ZCARD, LLEN and the counts pushes and adds return
@@ -22,6 +22,11 @@ Schema (version 2):
   only the bounds and counts in ``blocks`` do.
 * ``keyspace``: one row holding the number of rows in ``keys`` (DBSIZE, see
   :meth:`SqliteTxn.dbsize`).
+* ``hash_expiry`` (version 3): a row per hash with field expiries (a hash member's
+  ``score``, Redis 7.4's field expiration), ``at`` no later than its earliest one, indexed,
+  as Redis registers such hashes by their next field expiry: the sweeper and a writer's
+  lookup find due hashes through it, then their expired fields through ``members_order``
+  (``score`` between 1 and now), never scanning; ``at`` is made exact each time.
 
 The counts are kept by this module's own statements, not by SQL triggers, by measurement
 (Python's sqlite3, WAL, a 100,000-field hash, best of 4): a trigger saves one statement per
@@ -49,10 +54,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 
+from kvgate.adapters import sqlite_pubsub
+from kvgate.engine.pubsub import Subscriptions
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = (
     """
 CREATE TABLE IF NOT EXISTS keys (
@@ -90,6 +97,13 @@ CREATE TABLE IF NOT EXISTS keyspace (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     keys INTEGER NOT NULL
 );
+"""
+    + """
+CREATE TABLE IF NOT EXISTS hash_expiry (
+    key_id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hash_expiry_at ON hash_expiry (at);
 """
 )
 #: What version 1 lacks: the tables above, ``keys.size``, and the counts filled in.
@@ -205,11 +219,15 @@ class SqliteTxn(Txn):
         self.writable = writable
         self.scripting = scripting
         self._x = conn.execute
+        #: the wake-up addresses of the listeners this unit published to (sqlite_pubsub)
+        self.wakeups: set[bytes] = set()
         # counts held until settle(): key id -> delta; key id -> block bound -> delta
         self._sizes: dict[object, int] = {}
         self._pending: dict[object, dict[tuple[float, bytes], int]] = {}
         self._bounds: dict[object, list[tuple[float, bytes]]] = {}
         self._shifts: dict[object, int] = {}
+        #: hashes with expired fields this (read-only) unit could not drop
+        self._stale: set[object] = set()
 
     # --- keyspace -------------------------------------------------------------------
 
@@ -218,15 +236,59 @@ class SqliteTxn(Txn):
         return Key(name, KeyType(type_), expire_at, value, rowid)
 
     def lookup(self, name: bytes) -> Key | None:
-        row = self._x("SELECT id, name, type, expire_at, value FROM keys WHERE name = ?", (name,)).fetchone()
+        row = self._x(
+            "SELECT k.id, k.name, k.type, k.expire_at, k.value, e.at FROM keys AS k "
+            "LEFT JOIN hash_expiry AS e ON e.key_id = k.id WHERE k.name = ?",
+            (name,),
+        ).fetchone()
         if row is None:
             return None
-        key = self._key(row)
+        key = self._key(row[:5])
         if key.expire_at is not None and key.expire_at <= self.now:
             if self.writable:
                 self._drop(key.ref, key.type)
             return None
+        if row[5] is not None and row[5] <= self.now and not self._fields_left(key.ref):
+            if self.writable:  # its last field expired: the hash goes, as in Redis
+                self._drop(key.ref, key.type)
+            return None
         return key
+
+    # --- hash field expiry ------------------------------------------------------------
+
+    def _fields_left(self, key_id: object) -> bool:
+        """Whether a hash with a field expiry due has fields left.  A writable unit drops
+        the expired ones (and makes the hash's ``at`` exact); a read-only one notes the
+        hash, whose expired fields :meth:`get`, :meth:`members`, :meth:`member_scan` and
+        :meth:`count` then hide."""
+        if self.writable:
+            return self._drop_expired_fields(key_id) > 0
+        self._stale.add(key_id)
+        live = (
+            "SELECT EXISTS (SELECT 1 FROM members WHERE key_id = ? AND score = 0) "
+            "OR EXISTS (SELECT 1 FROM members WHERE key_id = ? AND score > ?)"
+        )
+        return bool(self._x(live, (key_id, key_id, self.now)).fetchone()[0])
+
+    def _drop_expired_fields(self, key_id: object) -> int:
+        """Delete a hash's expired fields and make its ``hash_expiry`` row exact; how
+        many fields are left (the caller drops an empty hash)."""
+        gone = self._x(
+            "DELETE FROM members WHERE key_id = ? AND score > 0 AND score <= ?", (key_id, self.now)
+        ).rowcount
+        if gone:
+            self._counted(key_id, -gone)
+        nxt = self._x("SELECT min(score) FROM members WHERE key_id = ? AND score > 0", (key_id,))
+        nxt = nxt.fetchone()[0]
+        if nxt is None:
+            self._x("DELETE FROM hash_expiry WHERE key_id = ?", (key_id,))
+        else:
+            self._x("UPDATE hash_expiry SET at = ? WHERE key_id = ?", (int(nxt), key_id))
+        return self._size(key_id)
+
+    def _hidden(self, key: Key, m: Member | None) -> bool:
+        """Whether ``m`` is an expired field (of a hash a read-only unit cannot clean)."""
+        return m is not None and key.type is KeyType.HASH and 0 < m.score <= self.now
 
     def _keys_added(self, delta: int) -> None:
         self._x("UPDATE keyspace SET keys = keys + ? WHERE id = 0", (delta,))
@@ -238,6 +300,8 @@ class SqliteTxn(Txn):
             self._x("DELETE FROM members WHERE key_id = ?", (key_id,))
         if type_ in ORDERED:
             self._x("DELETE FROM blocks WHERE key_id = ?", (key_id,))
+        if type_ == KeyType.HASH:
+            self._x("DELETE FROM hash_expiry WHERE key_id = ?", (key_id,))
 
     def _drop(self, key_id: object, type_: int) -> None:
         self._clear(key_id, type_)
@@ -302,6 +366,8 @@ class SqliteTxn(Txn):
             self._x("UPDATE members SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
         if key.type in ORDERED:
             self._x("UPDATE blocks SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
+        if key.type is KeyType.HASH:  # its fields keep their expiries
+            self._x("UPDATE hash_expiry SET key_id = ? WHERE key_id = ?", (dest_id, key.ref))
         self._x("DELETE FROM keys WHERE id = ?", (key.ref,))
         self._keys_added(-1)
         return Key(new_name, key.type, key.expire_at, key.value, dest_id)
@@ -322,6 +388,11 @@ class SqliteTxn(Txn):
         if key.type in ORDERED:  # the same members: the same blocks
             self._x(
                 "INSERT INTO blocks (key_id, score, member, n) SELECT ?, score, member, n FROM blocks WHERE key_id = ?",
+                (dest.ref, key.ref),
+            )
+        if key.type is KeyType.HASH:  # the same field expiries
+            self._x(
+                "INSERT INTO hash_expiry (key_id, at) SELECT ?, at FROM hash_expiry WHERE key_id = ?",
                 (dest.ref, key.ref),
             )
         return dest
@@ -378,17 +449,26 @@ class SqliteTxn(Txn):
         self.settle()
         self._x("DELETE FROM members")
         self._x("DELETE FROM blocks")
+        self._x("DELETE FROM hash_expiry")
         self._x("DELETE FROM keys")
         self._x("UPDATE keyspace SET keys = 0 WHERE id = 0")
 
     def sweep(self, limit: int = 500) -> int:
-        """Delete up to ``limit`` expired keys; how many went."""
+        """Delete up to ``limit`` expired keys, then the expired fields of up to ``limit``
+        hashes (a hash with its last field); the larger of the two counts, so that a
+        full batch of either tells the sweeper to go again at once."""
         rows = self._x(
             "SELECT id, type FROM keys WHERE expire_at <= ? ORDER BY expire_at LIMIT ?", (self.now, limit)
         ).fetchall()
         for key_id, type_ in rows:
             self._drop(key_id, type_)
-        return len(rows)
+        due = self._x(
+            "SELECT key_id FROM hash_expiry WHERE at <= ? ORDER BY at LIMIT ?", (self.now, limit)
+        ).fetchall()
+        for (key_id,) in due:
+            if self._drop_expired_fields(key_id) == 0:
+                self._drop(key_id, KeyType.HASH)
+        return max(len(rows), len(due))
 
     # --- counts -----------------------------------------------------------------------
     #
@@ -431,7 +511,15 @@ class SqliteTxn(Txn):
         return int(row[0]) if row else 0
 
     def count(self, key: Key) -> int:
-        return self._size(key.ref)
+        """The kept count; less, for a hash a read-only unit found stale, its expired
+        fields (few: the sweeper and writers drop them), found through ``members_order``."""
+        size = self._size(key.ref)
+        if key.ref in self._stale:
+            size -= self._x(
+                "SELECT count(*) FROM members WHERE key_id = ? AND score > 0 AND score <= ?",
+                (key.ref, self.now),
+            ).fetchone()[0]
+        return size
 
     # --- blocks (sorted sets and lists) ---------------------------------------------------
 
@@ -565,7 +653,8 @@ class SqliteTxn(Txn):
         row = self._x(
             "SELECT member, value, score FROM members WHERE key_id = ? AND member = ?", (key.ref, member)
         ).fetchone()
-        return Member(*row) if row else None
+        found = Member(*row) if row else None
+        return None if self._hidden(key, found) else found
 
     def _counted(self, key_id: object, delta: int) -> None:
         self._sizes[key_id] = self._sizes.get(key_id, 0) + delta
@@ -576,6 +665,12 @@ class SqliteTxn(Txn):
             "ON CONFLICT (key_id, member) DO NOTHING",
             (key.ref, member, score, value),
         )
+        if score and key.type is KeyType.HASH:  # a field expiry: the hash is due by then
+            self._x(
+                "INSERT INTO hash_expiry (key_id, at) VALUES (?, ?) "
+                "ON CONFLICT (key_id) DO UPDATE SET at = min(at, excluded.at)",
+                (key.ref, int(score)),
+            )
         ordered = key.type in ORDERED
         if cur.rowcount:
             self._counted(key.ref, 1)
@@ -635,7 +730,8 @@ class SqliteTxn(Txn):
 
     def members(self, key: Key) -> list[Member]:
         rows = self._x("SELECT member, value, score FROM members WHERE key_id = ? ORDER BY id", (key.ref,))
-        return [Member(*r) for r in rows]
+        found = [Member(*r) for r in rows]
+        return [m for m in found if not self._hidden(key, m)] if key.ref in self._stale else found
 
     def _walk(self, key_id: object, offset: int, limit: int, rev: bool) -> list[Member]:
         order = "score DESC, member DESC" if rev else "score, member"
@@ -677,7 +773,8 @@ class SqliteTxn(Txn):
             (key.ref, cursor, count),
         ).fetchall()
         nxt = rows[-1][0] if len(rows) == count else 0
-        return nxt, [Member(*r[1:]) for r in rows]
+        page = [Member(*r[1:]) for r in rows]
+        return nxt, [m for m in page if not self._hidden(key, m)] if key.ref in self._stale else page
 
     @staticmethod
     def _range(low: ScoreBound, high: ScoreBound) -> tuple[str, tuple[float, float]]:
@@ -771,6 +868,14 @@ class SqliteTxn(Txn):
     def script_flush(self) -> None:
         self._x("DELETE FROM scripts")
 
+    # --- pub/sub (kvgate.adapters.sqlite_pubsub) ----------------------------------------
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        return sqlite_pubsub.publish(self, channel, message)
+
+    def subscriptions(self) -> Subscriptions:
+        return sqlite_pubsub.subscriptions(self)
+
 
 class SqliteStore:
     """One database file.  ``unit()`` gives a transaction on a connection of the calling
@@ -783,6 +888,7 @@ class SqliteStore:
         self.busy_timeout_ms = busy_timeout_ms
         self.writer = connect(path, busy_timeout_ms)
         init_schema(self.writer)
+        sqlite_pubsub.create_tables(self.writer)
         self._local = threading.local()
 
     def reader(self) -> sqlite3.Connection:
@@ -811,6 +917,7 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        sqlite_pubsub.wake(t.wakeups)
 
     def close(self) -> None:
         self.writer.close()

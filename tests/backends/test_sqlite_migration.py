@@ -140,7 +140,7 @@ def test_a_version_1_file_is_upgraded_once_and_keeps_every_key(tmp_path: Path) -
     held = make_v1_file(path)
     store = SqliteStore(str(path))
     try:
-        assert store.writer.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert store.writer.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         check_bookkeeping(store.writer)
         sizes = dict(store.writer.execute("SELECT name, size FROM keys").fetchall())
         assert sizes[b"h"] == 3000 and sizes[b"z"] == 3002 and sizes[b"l"] == 2502 and sizes[b"str"] == 0
@@ -209,7 +209,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SchemaError, match=rf"schema version {SCHEMA_VERSION + 1} is newer than this kvgate's"
     ):
         SqliteStore(str(path))
-    with pytest.raises(StartupError, match=r"sqlite: cannot open .*future\.db: database schema version 3"):
+    with pytest.raises(
+        StartupError, match=rf"sqlite: cannot open .*future\.db: database schema version {SCHEMA_VERSION + 1}"
+    ):
         SqliteBackend(f"sqlite:///{path}").preflight()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1  # left alone
