@@ -244,6 +244,73 @@ def script_error_at(text: str, sha: str, source: str, line: str) -> str:
     return _clean(f"{text} script: {sha}, on {source}:{line}.")
 
 
+# Streams (t_stream.c of Redis 7.0; XDELEX, XACKDEL and the KEEPREF... options of 8.2)
+STREAM_ID_INVALID = "ERR Invalid stream ID specified as stream command argument"
+XADD_ID_ZERO = "ERR The ID specified in XADD must be greater than 0-0"
+XADD_ID_EXHAUSTED = "ERR The stream has exhausted the last possible ID, unable to add more items"
+XADD_ID_TOO_SMALL = "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+TRIM_BOTH_STRATEGIES = "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
+MAXLEN_NEGATIVE = "ERR The MAXLEN argument must be >= 0."
+LIMIT_NEGATIVE = "ERR The LIMIT argument must be >= 0."
+LIMIT_WITHOUT_STRATEGY = "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"
+XTRIM_WITHOUT_STRATEGY = "ERR syntax error, XTRIM must be called with a trimming strategy"
+LIMIT_WITHOUT_APPROX = "ERR syntax error, LIMIT cannot be used without the special ~ option"
+INTERVAL_START_INVALID = "ERR invalid start ID for the interval"
+INTERVAL_END_INVALID = "ERR invalid end ID for the interval"
+XREAD_UNBALANCED = (
+    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
+)
+XREAD_GROUP_OPTION = "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
+XREAD_NOACK_OPTION = "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
+XREADGROUP_NO_GROUP_OPTION = "ERR Missing GROUP option for XREADGROUP"
+XREADGROUP_DOLLAR = (
+    "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history "
+    "of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID "
+    "would just return an empty result set."
+)
+XREAD_GREATER_ID = (
+    "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."
+)
+ENTRIESREAD_INVALID = "ERR value for ENTRIESREAD must be positive or -1"
+XGROUP_NEEDS_KEY = (
+    "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want "
+    "to use the MKSTREAM option to create an empty stream automatically."
+)
+BUSYGROUP = "BUSYGROUP Consumer Group name already exists"
+ENTRIES_ADDED_NEGATIVE = "ERR entries_added must be positive"
+XSETID_BELOW_MAX_DELETED = "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id"
+XSETID_BELOW_TOP = "ERR The ID specified in XSETID is smaller than the target stream top item"
+XSETID_ENTRIES_ADDED_SMALL = "ERR The entries_added specified in XSETID is smaller than the target stream length"
+XAUTOCLAIM_COUNT = "ERR COUNT must be > 0"
+STREAM_IDS_NUMIDS = "ERR Number of IDs must be a positive integer"
+STREAM_IDS_MISMATCH = "ERR The `numids` parameter must match the number of arguments"
+
+
+def min_idle_invalid(command: str) -> str:
+    return f"ERR Invalid min-idle-time argument for {command}"
+
+
+def xclaim_option_invalid(option: str) -> str:
+    """XCLAIM's IDLE, TIME or RETRYCOUNT with a value that is no integer."""
+    return f"ERR Invalid {option} option argument for XCLAIM"
+
+
+def xclaim_option_unknown(option: str) -> str:
+    return _clean(f"ERR Unrecognized XCLAIM option '{option}'")
+
+
+def nogroup(key: str, group: str) -> str:
+    return _clean(f"NOGROUP No such key '{key}' or consumer group '{group}'")
+
+
+def nogroup_xreadgroup(key: str, group: str) -> str:
+    return _clean(f"NOGROUP No such key '{key}' or consumer group '{group}' in XREADGROUP with GROUP option")
+
+
+def nogroup_for_key(group: str, key: str) -> str:
+    return _clean(f"NOGROUP No such consumer group '{group}' for key name '{key}'")
+
+
 # --- kvgate's own texts -----------------------------------------------------------
 
 

@@ -18,6 +18,9 @@ Collections keep one row per element, a :class:`Member`: ``(member, value, score
 * sorted set: ``member`` = element, ``score`` = score, ``value`` empty
 * list: ``score`` = position (a float, ordered), ``member`` = the position packed by the
   engine (unique per element), ``value`` = element
+* stream: ``member`` = the entry's ID packed big-endian, ``score`` = its milliseconds,
+  ``value`` = its fields; its state, nodes and pending entries are members with negative
+  scores (:mod:`kvgate.engine.stream_layout`)
 * document (``KeyType.JSON``): no members; ``Key.value`` is the whole document, serialized
   (a store keeps ``value`` for any type, as for strings)
 
@@ -57,6 +60,9 @@ class KeyType(IntEnum):
     HASH = 4
     #: A document (JSON.*): ``Key.value`` holds it whole, serialized; no members.
     JSON = 5
+    #: A stream: entries, listpack nodes, its state and its groups' pending entries are
+    #: members told apart by score (see :mod:`kvgate.engine.stream_layout`).
+    STREAM = 6
 
     @property
     def redis_name(self) -> bytes:
@@ -74,6 +80,7 @@ _TYPE_NAMES = {
     KeyType.ZSET: b"zset",
     KeyType.HASH: b"hash",
     KeyType.JSON: b"ReJSON-RL",
+    KeyType.STREAM: b"stream",
 }
 _BY_NAME = {v.lower(): k for k, v in _TYPE_NAMES.items()}
 
