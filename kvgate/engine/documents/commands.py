@@ -132,6 +132,7 @@ def _strict_json(raw: bytes) -> Json:
 # --- the key ---------------------------------------------------------------------------
 
 _MISSING: Any = object()
+_UNREAD: Any = object()
 
 
 class _Doc:
@@ -143,12 +144,24 @@ class _Doc:
         self.key: Key | None = t.lookup(name)
         if self.key is not None and self.key.type is not KeyType.JSON:
             raise ReplyError(JSON_WRONG_KEY_TYPE)
-        self.root: Json = _MISSING if self.key is None else load_stored(self.key.value or b"null")
+        # read when first needed: JSON.SET at the root replaces a document unread
+        self._root: Json = _MISSING if self.key is None else _UNREAD
         self.changed = False
 
     @property
+    def root(self) -> Json:
+        if self._root is _UNREAD:
+            assert self.key is not None
+            self._root = load_stored(self.key.value or b"null")
+        return self._root
+
+    @root.setter
+    def root(self, value: Json) -> None:
+        self._root = value
+
+    @property
     def exists(self) -> bool:
-        return self.root is not _MISSING
+        return self._root is not _MISSING
 
     def require(self) -> Json:
         if not self.exists:
