@@ -67,9 +67,13 @@ def _containers() -> frozenset[str]:
 def _reads() -> frozenset[bytes]:
     """Commands that never write (a read-only token may run them, so they must not): a
     store may run them on a read-only unit.  Everything else needs a writable one, and so
-    do containers (SCRIPT, OBJECT...): what they do hangs on their subcommand."""
+    do containers (SCRIPT, OBJECT...): what they do hangs on their subcommand, and so do
+    commands Redis flags ``may_replicate`` beside ``readonly`` (PFCOUNT stores the count
+    it computed in the HLL, as Redis does)."""
     return frozenset(
-        c.name.encode() for c in command_table() if c.supported and c.readonly_token and not c.subcommands
+        c.name.encode()
+        for c in command_table()
+        if c.supported and c.readonly_token and not c.subcommands and "may_replicate" not in c.flags
     )
 
 

@@ -65,11 +65,11 @@ class EngineClient:
     def __call__(self, *args: Arg) -> Reply:
         cmd = encode(args)
         try:
-            command = self.table.lookup(cmd)
+            self.table.lookup(cmd)
         except ReplyError as exc:
             return exc
-        # as the SQLite backend routes: only commands flagged readonly run on a read unit
-        with self.units("readonly" not in command.flags) as t:
+        # as the SQLite backend routes: only the engine's reads run on a read unit
+        with self.units(not self.engine.is_read(cmd)) as t:
             return self.engine.execute(t, cmd)
 
 
