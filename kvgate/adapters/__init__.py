@@ -109,7 +109,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         "several kvgate processes may share the file",
         engine=True,
         default_pool_size=None,
-        pubsub=False,
+        pubsub=True,
         url_options=(
             UrlOption("busy_timeout_ms", "5000", "Milliseconds to wait for another process's write lock."),
             UrlOption(
@@ -162,7 +162,7 @@ REGISTRY: tuple[BackendEntry, ...] = (
         summary="kvgate's own engine on a DynamoDB table (create it with `kvgate dynamodb create-table`)",
         engine=True,
         default_pool_size=64,
-        pubsub=False,
+        pubsub=True,
         url_options=(
             UrlOption("region", None, "AWS region (default: from the AWS configuration)."),
             UrlOption("endpoint_url", None, "http(s) URL of DynamoDB (DynamoDB Local, a VPC endpoint)."),

@@ -36,7 +36,7 @@ from kvgate import error_texts
 from kvgate.adapters import dynamodb_bigwrite as bigwrite
 from kvgate.adapters import dynamodb_items as items
 from kvgate.adapters import entry_named, redact_url
-from kvgate.adapters.base import Backend, BackendSettings, Health
+from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
 from kvgate.adapters.dynamodb_items import (
     CURSOR_PREFIX,
     ELEMENT,
@@ -51,8 +51,10 @@ from kvgate.adapters.dynamodb_items import (
     Entry,
 )
 from kvgate.adapters.dynamodb_txn import ELEMENT_REQUESTS, Need, Snapshot, SnapshotTxn
+from kvgate.adapters.engine_pubsub import EngineSubscription
 from kvgate.commands import CommandTable
 from kvgate.engine import Engine, command_table
+from kvgate.engine.pubsub import Deliver, LocalHub
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member
 from kvgate.errors import (
@@ -191,6 +193,10 @@ class DynamoBackend(Backend):
         #: Tests: a large write fails after this many batches, as if kvgate died there.
         self.fail_after_batches: int | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        #: pub/sub within this process only: DynamoDB has no cheap way to reach the others
+        #: (README: DynamoDB's limits)
+        self.hub = LocalHub()
+        self._subscriptions = 0
 
     @classmethod
     def parse_url(cls, url: str) -> DynamoURL:
@@ -288,6 +294,25 @@ class DynamoBackend(Backend):
             gauges={"inflight": self._inflight, "units": self.units, "conflicts": self.conflicts},
         )
 
+    # -- pub/sub: this process's subscribers (see ``self.hub``) ---------------------------
+
+    def subscription(self) -> Subscription:
+        if self._client is None:
+            raise BackendUnavailable(error_texts.BACKEND_CLOSED)
+        if self._subscriptions >= self.settings.max_subscriptions:
+            raise BackendOverloaded(error_texts.TOO_MANY_SUBSCRIPTIONS)
+        self._subscriptions += 1
+        return EngineSubscription(self._join, self._leave, self._subscription_closed)
+
+    async def _join(self, deliver: Deliver, names: list[bytes], pattern: bool) -> None:
+        self.hub.add(deliver, names, pattern)
+
+    async def _leave(self, deliver: Deliver) -> None:
+        self.hub.discard(deliver)
+
+    def _subscription_closed(self) -> None:
+        self._subscriptions -= 1
+
     # -- commands -------------------------------------------------------------------
 
     async def execute(self, commands: list[Args]) -> list[Reply]:
@@ -375,7 +400,7 @@ class DynamoBackend(Backend):
         await self._fetch(snapshot, names, shas, atomic=not writable)
         needs = conflicts = 0
         while True:
-            txn = SnapshotTxn(snapshot, now_ms(), writable, self.scripting)
+            txn = SnapshotTxn(snapshot, now_ms(), writable, self.scripting, self.hub)
             try:
                 replies = [self.engine.execute(txn, c) for c in commands]
             except Need as need:
@@ -389,6 +414,8 @@ class DynamoBackend(Backend):
                     await self._validate(snapshot)
                     return replies
                 await self._commit(txn, snapshot)
+                for channel, message in txn.published:  # committed: PUBLISH delivers
+                    self.hub.deliver(channel, message)
                 return replies
             except (_Conflict, _Retry):
                 conflicts += 1

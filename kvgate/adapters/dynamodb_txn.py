@@ -21,6 +21,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from kvgate.adapters.dynamodb_items import MAX_KEY_NAME_BYTES, Entry, expired
+from kvgate.engine.pubsub import LocalHub, Subscriptions
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
 
@@ -78,11 +79,17 @@ class SnapshotTxn(Txn):
 
     backend = "dynamodb"  # for error texts
 
-    def __init__(self, snapshot: Snapshot, now: int, writable: bool, scripting: Scripting) -> None:
+    def __init__(
+        self, snapshot: Snapshot, now: int, writable: bool, scripting: Scripting, hub: LocalHub | None = None
+    ) -> None:
         self.now = now
         self.writable = writable
         self.scripting = scripting
         self.snapshot = snapshot
+        #: pub/sub: this process's subscribers, and what the unit publishes, delivered
+        #: by the backend once the unit has committed
+        self.hub = hub if hub is not None else LocalHub()
+        self.published: list[tuple[bytes, bytes]] = []
         # the unit's working copy: decoded entries are fresh per run, so changes in place
         # never leak into the snapshot the next run starts from
         self.entries: dict[bytes, Entry | None] = {}
@@ -356,6 +363,15 @@ class SnapshotTxn(Txn):
     def script_flush(self) -> None:
         self.scripts_flushed = True
         self.scripts_put.clear()
+
+    # --- pub/sub: this process's subscribers only (README, DynamoDB's limits) -----------
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        self.published.append((channel, message))
+        return self.hub.count(channel)
+
+    def subscriptions(self) -> Subscriptions:
+        return self.hub.subscriptions()
 
     # --- for the backend -------------------------------------------------------------
 

@@ -39,7 +39,9 @@ from urllib.parse import urlsplit
 
 from kvgate import error_texts
 from kvgate.adapters import entry_named
-from kvgate.adapters.base import Backend, BackendSettings, Health
+from kvgate.adapters.base import Backend, BackendSettings, Health, Subscription
+from kvgate.adapters.engine_pubsub import EngineSubscription
+from kvgate.adapters.sqlite_pubsub import SqliteHub, wake
 from kvgate.adapters.sqlite_store import SchemaError, SqliteStore, SqliteTxn, now_ms
 from kvgate.commands import CommandTable
 from kvgate.engine import Engine, command_table
@@ -179,6 +181,8 @@ class SqliteBackend(Backend):
         self._read_queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._readers: list[threading.Thread] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self.hub = SqliteHub(self.path, self._hub_write)  # pub/sub: sqlite_pubsub
+        self._subscriptions = 0
         self._inflight = 0
         self._closing = False
         self._last_error = ""
@@ -223,6 +227,7 @@ class SqliteBackend(Backend):
     async def close(self) -> None:
         # Before anything else: the sweeper's loop ends on it even if a cancellation is
         # swallowed (wait_for may return a result that raced with the cancel).
+        await self.hub.close(write=self._writer is not None)  # its rows go while the writer runs
         self._closing = True  # no new jobs from here on
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -258,6 +263,27 @@ class SqliteBackend(Backend):
             detail=self.path if alive else f"writer stopped {self._last_error}".strip(),
             gauges={"inflight": self._inflight, "commits": self.commits, "grouped_jobs": self.grouped},
         )
+
+    # -- pub/sub (sqlite_pubsub): subscriptions of every process on the file
+    def subscription(self) -> Subscription:
+        self._require_store()
+        if self._subscriptions >= self.settings.max_subscriptions:
+            raise BackendOverloaded(error_texts.TOO_MANY_SUBSCRIPTIONS)
+        self._subscriptions += 1
+        return EngineSubscription(self.hub.join, self.hub.leave, self._subscription_closed)
+
+    def _subscription_closed(self) -> None:
+        self._subscriptions -= 1
+
+    async def _hub_write(self, run: Callable[[SqliteTxn], int]) -> int:
+        """A pub/sub registration on the writer (housekeeping: not in ``max_inflight``)."""
+        write = self._write(lambda t: [run(t)], counted=False)
+        try:
+            (reply,) = await asyncio.wait_for(asyncio.shield(write), self.settings.timeout)
+        except TimeoutError:
+            raise BackendTimeout(error_texts.sqlite_writer_timeout(self.settings.timeout)) from None
+        assert isinstance(reply, int)
+        return reply
 
     # -- commands
     async def execute(self, commands: list[Args]) -> list[Reply]:
@@ -416,6 +442,7 @@ class SqliteBackend(Backend):
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
         results: list[tuple[_Job, list[Reply] | None, BaseException | None]] = []
+        wakeups: set[bytes] = set()  # pub/sub listeners to wake once the group commits
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -431,6 +458,7 @@ class SqliteBackend(Backend):
                 replies = job.run(t)
                 t.settle()  # counts held during the job are written inside its savepoint
                 conn.execute("RELEASE job")
+                wakeups |= t.wakeups
                 results.append((job, replies, None))
             except Exception as exc:  # a store failure or a bug: this job applies nothing
                 conn.execute("ROLLBACK TO job")
@@ -450,6 +478,7 @@ class SqliteBackend(Backend):
         else:
             self.commits += 1
             self.grouped += len(group)
+            wake(wakeups)
         for job, answer, failure in results:
             job.finish(answer, failure)
 

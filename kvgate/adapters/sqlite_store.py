@@ -54,6 +54,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import pairwise
 
+from kvgate.adapters import sqlite_pubsub
+from kvgate.engine.pubsub import Subscriptions
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
 
@@ -217,6 +219,8 @@ class SqliteTxn(Txn):
         self.writable = writable
         self.scripting = scripting
         self._x = conn.execute
+        #: the wake-up addresses of the listeners this unit published to (sqlite_pubsub)
+        self.wakeups: set[bytes] = set()
         # counts held until settle(): key id -> delta; key id -> block bound -> delta
         self._sizes: dict[object, int] = {}
         self._pending: dict[object, dict[tuple[float, bytes], int]] = {}
@@ -864,6 +868,14 @@ class SqliteTxn(Txn):
     def script_flush(self) -> None:
         self._x("DELETE FROM scripts")
 
+    # --- pub/sub (kvgate.adapters.sqlite_pubsub) ----------------------------------------
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        return sqlite_pubsub.publish(self, channel, message)
+
+    def subscriptions(self) -> Subscriptions:
+        return sqlite_pubsub.subscriptions(self)
+
 
 class SqliteStore:
     """One database file.  ``unit()`` gives a transaction on a connection of the calling
@@ -876,6 +888,7 @@ class SqliteStore:
         self.busy_timeout_ms = busy_timeout_ms
         self.writer = connect(path, busy_timeout_ms)
         init_schema(self.writer)
+        sqlite_pubsub.create_tables(self.writer)
         self._local = threading.local()
 
     def reader(self) -> sqlite3.Connection:
@@ -904,6 +917,7 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        sqlite_pubsub.wake(t.wakeups)
 
     def close(self) -> None:
         self.writer.close()

@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from kvgate.engine.pubsub import LocalHub, Subscriptions
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, Txn
 
@@ -32,6 +33,7 @@ class MemoryStore:
         self.order: list[bytes] = []  # scan order: creation order, compacted lazily
         self.scripts: dict[bytes, bytes] = {}
         self.scripting = Scripting()
+        self.hub = LocalHub()  # subscribers in this process: nothing else shares the store
 
     def txn(self, now: int | None = None) -> MemoryTxn:
         return MemoryTxn(self, int(time.time() * 1000) if now is None else now)
@@ -169,3 +171,10 @@ class MemoryTxn(Txn):
 
     def script_flush(self) -> None:
         self.store.scripts.clear()
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        # delivered at once: the memory store applies every write in place (no rollback)
+        return self.store.hub.deliver(channel, message)
+
+    def subscriptions(self) -> Subscriptions:
+        return self.store.hub.subscriptions()
