@@ -49,6 +49,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kvgate.engine.pubsub import Subscriptions
     from kvgate.engine.scripting.state import Scripting
 
 
@@ -262,6 +263,17 @@ class Txn(ABC):
 
     @abstractmethod
     def script_flush(self) -> None: ...
+
+    # --- pub/sub: the database's subscribers, wherever the store knows them ------------
+
+    @abstractmethod
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """Send ``message`` to ``channel``'s subscribers once this unit commits (never if
+        it does not); how many subscriptions will receive it (kvgate.engine.pubsub)."""
+
+    @abstractmethod
+    def subscriptions(self) -> Subscriptions:
+        """The database's live channel and pattern subscriptions (PUBSUB)."""
 
 
 def _window(items: list[Member], offset: int, limit: int) -> list[Member]:
