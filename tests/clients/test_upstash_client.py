@@ -917,3 +917,37 @@ def test_js_client_end_to_end(gate: KvgateServer, redis: Redis) -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     last = proc.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"js e2e: \d+ checks passed", last), proc.stdout
+
+
+# --- geo --------------------------------------------------------------------------------
+
+
+def test_geo(gate: KvgateServer, redis: Redis) -> None:
+    """The client's geo commands, with Redis's documented Sicily examples (one hash tag:
+    GEOSEARCHSTORE's two keys share a slot on a cluster)."""
+    if on_fakeredis(gate):
+        pytest.skip(
+            "fakeredis computes geo its own way (GEODIST Palermo-Catania 166274.4340 m, not 166274.1516)"
+        )
+    key, dest = "{geo}Sicily", "{geo}near"
+    assert redis.geoadd(key, (13.361389, 38.115556, "Palermo"), (15.087269, 37.502669, "Catania")) == 2
+    assert redis.geoadd(key, (13.361389, 38.115556, "Palermo"), nx=True) == 0
+    assert redis.zscore(key, "Palermo") == 3479099956230698
+    assert redis.geodist(key, "Palermo", "Catania") == 166274.1516
+    assert redis.geodist(key, "Palermo", "Catania", "KM") == 166.2742
+    assert redis.geohash(key, "Palermo", "Catania", "nope") == ["sqc8b49rny0", "sqdtr74hyu0", None]
+    assert redis.geopos(key, "Palermo", "nope") == [(13.36138933897018433, 38.11555639549629859), None]
+    found = redis.geosearch(
+        key, longitude=15, latitude=37, radius=200, unit="KM", order="ASC", withdist=True, withcoord=True
+    )
+    assert [(f.member, f.distance) for f in found] == [("Catania", 56.4413), ("Palermo", 190.4424)]
+    assert found[0].longitude == 15.08726745843887329
+    assert redis.geosearch(key, member="Palermo", width=400, height=400, unit="KM", count=1) == ["Palermo"]
+    assert (
+        redis.geosearchstore(dest, key, longitude=15, latitude=37, radius=100, unit="KM", storedist=True) == 1
+    )
+    assert round(redis.zscore(dest, "Catania"), 4) == 56.4413
+    assert redis.georadius(key, 15, 37, 200, "KM", order="DESC") == ["Palermo", "Catania"]
+    assert redis.georadiusbymember(key, "Palermo", 100, "KM") == ["Palermo"]
+    with pytest.raises(UpstashError, match=r"^ERR invalid longitude,latitude pair 200.000000,10.000000"):
+        redis.geoadd(key, (200, 10, "far"))
