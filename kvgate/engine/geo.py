@@ -8,9 +8,10 @@ does, which keeps one home for NX/XX/CH and for the type check.
 A search reads only the score ranges of the nine cells around its centre (through the
 store's ``by_score``, an index range in SQLite), in Redis's order, and filters them by
 distance.  Without ASC/DESC the reply keeps that order, which is Redis's; with them the
-sort is stable, as glibc's ``qsort`` (a merge sort) is.  With COUNT but not all results
-Redis sorts partially (its own ``pqsort``, not stable): members at exactly the same
-distance may come in another order there.
+sort is stable, as glibc's ``qsort`` (a merge sort) is.  With COUNT below the number
+found, Redis sorts only the first COUNT places with its ``pqsort`` (Bentley and McIlroy's
+quicksort, cut short), which is not stable: :func:`partial_sort` makes the same moves, so
+members at exactly the same distance come out in Redis's order there too.
 
 Arguments are checked in Redis's order, each error as it meets it: the key's type first,
 then the centre and the shape, then the options left to right, then the combinations.
@@ -308,10 +309,11 @@ def _search(t: Txn, args: Args, form: Form) -> Reply:
     if s.count and not s.order and not s.any:
         s.order = 1  # the closest COUNT, not any COUNT
     found = _find(t, key, s.shape(), s.count if s.any else 0)
-    if s.order:
-        found.sort(key=lambda f: f.dist, reverse=s.order < 0)
-    if s.count:
-        found = found[: s.count]
+    if s.order and s.count and s.count < len(found):
+        partial_sort(found, s.order, s.count)
+        del found[s.count :]
+    elif s.order:
+        found.sort(key=lambda f: f.dist, reverse=s.order < 0)  # stable, as glibc's qsort is
     if s.store is not None:
         items = [(f.member, f.dist / s.conversion if s.storedist else f.score) for f in found]
         return _store(t, s.store, items)
@@ -339,3 +341,85 @@ for _name, _form in (
     ("geosearchstore", Form.SEARCH | Form.SEARCHSTORE),
 ):
     command(_name)(partial(_search, form=_form))
+
+
+# --- Redis's partial sort ---------------------------------------------------------------------
+
+
+def partial_sort(items: list[Found], order: int, count: int) -> None:
+    """``pqsort(items, .., 0, count - 1)``: Bentley and McIlroy's quicksort (pivot by
+    median of three, or the ninther past 40 elements; equal keys gathered at both ends,
+    then swapped to the middle; insertion sort below 7), recursing only into the parts that
+    reach the first ``count`` places.  By distance, ascending (``order`` 1) or descending."""
+
+    def cmp(i: int, j: int) -> int:
+        a, b = items[i].dist, items[j].dist
+        result = 1 if a > b else 0 if a == b else -1
+        return result * order
+
+    def swap(i: int, j: int) -> None:
+        items[i], items[j] = items[j], items[i]
+
+    def swap_run(i: int, j: int, n: int) -> None:
+        for k in range(n):
+            swap(i + k, j + k)
+
+    def med3(a: int, b: int, c: int) -> int:
+        if cmp(a, b) < 0:
+            return b if cmp(b, c) < 0 else (c if cmp(a, c) < 0 else a)
+        return b if cmp(b, c) > 0 else (a if cmp(a, c) < 0 else c)
+
+    def wanted(start: int, n: int) -> bool:
+        """Whether [start, start + n) overlaps the first ``count`` places."""
+        return start < count
+
+    def run(a: int, n: int) -> None:
+        while True:
+            if n < 7:
+                for m in range(a + 1, a + n):
+                    j = m
+                    while j > a and cmp(j - 1, j) > 0:
+                        swap(j, j - 1)
+                        j -= 1
+                return
+            m = a + n // 2
+            if n > 7:
+                lo, hi = a, a + n - 1
+                if n > 40:
+                    d = n // 8
+                    lo = med3(lo, lo + d, lo + 2 * d)
+                    m = med3(m - d, m, m + d)
+                    hi = med3(hi - 2 * d, hi - d, hi)
+                m = med3(lo, m, hi)
+            swap(a, m)
+            pa = pb = a + 1
+            pc = pd = a + n - 1
+            while True:
+                while pb <= pc and (c := cmp(pb, a)) <= 0:
+                    if c == 0:
+                        swap(pa, pb)
+                        pa += 1
+                    pb += 1
+                while pb <= pc and (c := cmp(pc, a)) >= 0:
+                    if c == 0:
+                        swap(pc, pd)
+                        pd -= 1
+                    pc -= 1
+                if pb > pc:
+                    break
+                swap(pb, pc)
+                pb += 1
+                pc -= 1
+            end = a + n
+            r = min(pa - a, pb - pa)
+            swap_run(a, pb - r, r)
+            r = min(pd - pc, end - pd - 1)
+            swap_run(pb, end - r, r)
+            if (r := pb - pa) > 1 and wanted(a, r):
+                run(a, r)
+            if (r := pd - pc) > 1 and wanted(end - r, r):
+                a, n = end - r, r
+                continue
+            return
+
+    run(0, len(items))

@@ -291,6 +291,41 @@ def test_lua_scripts_call_geo_commands(oracle: Oracle, engine: EngineClient) -> 
     )
 
 
+def test_count_orders_ties_as_redis_partial_sort(oracle: Oracle, engine: EngineClient) -> None:
+    """Members at the same spot are at the same distance: with COUNT below the number found,
+    Redis's partial quicksort (not stable) decides their order, past 40 of them too."""
+    rng = random.Random(7)
+    cmds: list[list[Arg]] = []
+    for n in (5, 9, 30, 45, 70) if engine.name != "dynamodb" else (9, 45):
+        spots = [(rng.uniform(10, 10.01), rng.uniform(10, 10.01)) for _ in range(3)]
+        add: list[Arg] = ["GEOADD", f"ties{n}"]
+        for i in range(n):
+            lon, lat = rng.choice(spots)
+            add += [f"{lon:.6f}", f"{lat:.6f}", f"m{i:02d}"]
+        cmds.append(add)
+        for count in sorted({1, 2, n // 3, n // 2, n - 1}):
+            for order in ("ASC", "DESC"):
+                cmds.append(
+                    [
+                        "GEOSEARCH",
+                        f"ties{n}",
+                        "FROMLONLAT",
+                        10,
+                        10,
+                        "BYRADIUS",
+                        50,
+                        "km",
+                        "COUNT",
+                        count,
+                        order,
+                    ]
+                )
+        cmds.append(["GEORADIUS", f"ties{n}", 10, 10, 50, "km", "COUNT", n // 2, "WITHDIST"])
+        cmds.append(["GEORADIUS", f"ties{n}", 10, 10, 50, "km", "COUNT", n // 2, "STORE", "st"])
+        cmds.append(["ZRANGE", "st", 0, -1])
+    assert_same(oracle, engine, cmds)
+
+
 # --- randomized ------------------------------------------------------------------------
 
 
