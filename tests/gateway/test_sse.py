@@ -1,29 +1,10 @@
-"""``/subscribe`` and ``/psubscribe`` as Server-Sent Events, on Redis and fakeredis."""
+"""``/subscribe`` and ``/psubscribe`` as Server-Sent Events, on every backend: Redis and
+fakeredis (the server's pub/sub), SQLite and DynamoDB (kvgate's engine:
+tests/backends/test_engine_pubsub.py has what is particular to them)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from aiohttp import ClientResponse
-
-from tests.support.api import RO, Api, require_commands
-
-
-async def read_event(resp: ClientResponse, timeout: float = 5) -> str:
-    """The next ``data:`` event (joined lines), skipping comments."""
-    lines: list[str] = []
-    while True:
-        raw = await asyncio.wait_for(resp.content.readline(), timeout)
-        assert raw, "stream ended"
-        line = raw.decode().rstrip("\n")
-        if line.startswith(":"):
-            continue
-        if not line:
-            if lines:
-                return "\n".join(lines)
-            continue
-        assert line.startswith("data: "), line
-        lines.append(line[len("data: ") :])
+from tests.support.api import RO, Api, read_event, require_commands
 
 
 async def publish_until_received(api: Api, channel: str, payload: str) -> None:

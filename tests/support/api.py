@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from kvgate.adapters import REGISTRY, entry_for
@@ -69,6 +71,23 @@ class Api:
 
     async def multi(self, *commands: list[Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
         return await self.request("POST", "/multi-exec", json=list(commands), headers=headers)
+
+
+async def read_event(resp: ClientResponse, timeout: float = 5) -> str:
+    """The next ``data:`` event of a ``/subscribe`` stream (joined lines), skipping comments."""
+    lines: list[str] = []
+    while True:
+        raw = await asyncio.wait_for(resp.content.readline(), timeout)
+        assert raw, "stream ended"
+        line = raw.decode().rstrip("\n")
+        if line.startswith(":"):
+            continue
+        if not line:
+            if lines:
+                return "\n".join(lines)
+            continue
+        assert line.startswith("data: "), line
+        lines.append(line[len("data: ") :])
 
 
 #: What the ``gateway_client`` fixture returns: serve a config, get a test client for it.
