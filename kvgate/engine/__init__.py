@@ -19,6 +19,7 @@ from importlib.resources import files
 
 from kvgate.commands import CommandTable, default_table
 from kvgate.engine import (  # noqa: F401
+    bitfield,
     bitmaps,
     documents,
     geo,
