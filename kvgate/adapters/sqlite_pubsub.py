@@ -15,12 +15,13 @@ PUBLISH runs in the writer's transaction: it counts the subscriptions of live li
 inserts the message.  A rolled-back unit (a failed ``/multi-exec``, a script's unit that
 fails) leaves no row, so nothing is delivered.  After the commit, the writer sends a
 one-byte datagram to each listener it counted; the listener reads the messages past its
-cursor and hands each to its subscribers.  Measured on this 2-core machine (bench/pubsub.py),
-the wake-up gives PUBLISH -> SSE p50 of about a millisecond between two processes, where
-polling ``PRAGMA data_version`` every 2 ms gave 1.6 ms for 500 wake-ups a second per idle
-process; the listener still polls ``data_version`` every :data:`POLL_SECONDS` in case a
-datagram is lost (a full socket buffer, another network namespace), and not at all
-without subscribers.
+cursor and hands each to its subscribers.  Measured with bench/pubsub.py on this 2-core
+machine while others loaded it (load average 8-9), PUBLISH -> SSE between two processes,
+300 messages: the wake-up gave p50 5.7 ms against 5.1 ms for the Redis backend in the
+same run (1.12x) and 0.2% of a core idle; polling ``PRAGMA data_version`` every 2 ms
+instead gave 1.36x and 4.4% of a core for an idle subscriber process.  The listener
+still polls ``data_version`` every :data:`POLL_SECONDS` in case a datagram is lost (a
+full socket buffer, another network namespace), and not at all without subscribers.
 
 Liveness: a listener holds an exclusive ``flock`` on ``<file>-kvgate-pubsub/<token>.lock``
 as long as its process lives; the kernel drops it when the process dies, however it dies.
