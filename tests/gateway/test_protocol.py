@@ -483,3 +483,47 @@ async def test_flushall_empties_only_this_database(
     assert await a.cmd("FLUSHALL") == (200, {"result": "OK"})
     assert await a.result("DBSIZE") == 0
     assert await b.result("GET", "k") == "b"
+
+
+# --- the body parsers alone: orjson's quick reading and the exact one agree ---------------
+
+BODIES = [
+    b'["SET","k","v"]',
+    b'["SET","n",1.50]',
+    b'["JSON.SET","d","$",{"a":[1e3,-0,"x"]}]',
+    b'["SET","s","\\ud800"]',  # a lone surrogate: orjson refuses it, json.loads keeps it
+    b'  ["GET", "k"]  ',
+    b'[["SET","k","v"],["INCRBY","n",2]]',
+    b'[["GET","k"],"GET"]',
+    b"[[]]",
+    b"[]",
+    b"",
+    b"[1",
+    b'{"a":1}',
+    b'["a",null]',
+    b"[NaN]",
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_quick_and_exact_body_readings_agree(body: bytes) -> None:
+    from kvgate import protocol
+
+    def outcome(parse: Any) -> Any:
+        try:
+            return parse(body)
+        except Exception as exc:
+            return (type(exc).__name__, str(exc))
+
+    for parse in (protocol.parse_command, protocol.parse_commands):
+        exact = outcome(lambda b, parse=parse: _without_orjson(protocol, parse, b))
+        assert outcome(parse) == exact
+
+
+def _without_orjson(protocol: Any, parse: Any, body: bytes) -> Any:
+    saved = protocol._orjson_loads
+    protocol._orjson_loads = None
+    try:
+        return parse(body)
+    finally:
+        protocol._orjson_loads = saved
