@@ -975,7 +975,7 @@ class DynamoBackend(Backend):
         actions: list[dict[str, Any]] = []
         for member, new in entry.changes.items():
             old = stored.members.get(member)
-            if type is KeyType.ZSET and old is not None and (new is None or new.score != old.score):
+            if type in items.SCORED and old is not None and (new is None or new.score != old.score):
                 actions.append(
                     {
                         "Delete": {
@@ -992,7 +992,7 @@ class DynamoBackend(Backend):
                 continue
             made = items.element_items(name, type, gen, new)
             if type is KeyType.ZSET and old is not None and old.score == new.score:
-                made = made[:1]  # its order item stands
+                made = made[:1]  # its order item stands (a stream's carries the value: rewritten)
             actions += [{"Put": {"Item": i}} for i in made]
         return actions
 

@@ -22,7 +22,9 @@ key:
   than :data:`MEMBER_SK_BYTES` is cut and ends with its SHA-1 (DynamoDB's sort key holds
   1024 bytes); the whole member is then in ``m``.
 * ``k<name>``, ``sk`` = ``o`` + generation + score (order-preserving) + member: a sorted
-  set's order item, so ranks, ranges and ``ZRANGEBYSCORE`` are Queries.
+  set's order item, so ranks, ranges and ``ZRANGEBYSCORE`` are Queries.  A stream's
+  elements (:mod:`kvgate.engine.stream_layout`) are kept as a sorted set's, with ``v``
+  in both items, so that XRANGE is one Query of order items.
 * ``s<sha1>``, ``sk`` = ``h``: a cached script (``body``), for EVALSHA from every process.
 * ``c<8 bytes>``, ``sk`` = ``h``: a SCAN cursor: where the table scan stopped (``at``,
   ``as``), kept a day.
@@ -70,6 +72,9 @@ MEMBER_SK_BYTES = 1000
 #: keeps it; past them Redis's own order is a hash table's, and kvgate's is by member.
 INLINE_ENTRIES = 128
 INLINE_VALUE = 64
+#: Types whose elements are ordered by score (``o`` items): sorted sets, and streams
+#: (entries by ID, with their fields in the order item too).
+SCORED = frozenset((KeyType.ZSET, KeyType.STREAM))
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LIST_POSITION = struct.Struct(">d")  # the engine's packing of a list position
@@ -200,6 +205,9 @@ def decode(name: bytes, item: dict[str, Any]) -> Entry | None:
     elif type is KeyType.ZSET:
         for i in range(0, len(flat), 2):
             members[flat[i]] = Member(flat[i], b"", float(flat[i + 1]))
+    elif type is KeyType.STREAM:
+        for i in range(0, len(flat), 3):
+            members[flat[i]] = Member(flat[i], flat[i + 1], float(flat[i + 2]))
     else:  # LIST: positions 0, 1, 2... in order
         for i, value in enumerate(flat):
             pos = float(i)
@@ -215,9 +223,9 @@ def decode_element(type: KeyType, item: dict[str, Any]) -> Member:
         pos = order_score(sk[1 + GEN_BYTES : 1 + GEN_BYTES + 8])
         return Member(_LIST_POSITION.pack(pos), item["v"]["B"], pos)
     member = item["m"]["B"] if "m" in item else sk[1 + GEN_BYTES :]
-    if type is KeyType.ZSET:
+    if type in SCORED:
         (score,) = _DOUBLE.unpack(item["s"]["B"])
-        return Member(member, b"", score)
+        return Member(member, item["v"]["B"] if "v" in item else b"", score)
     return Member(member, item["v"]["B"] if "v" in item else b"", 0.0)
 
 
@@ -226,7 +234,7 @@ def decode_order(item: dict[str, Any]) -> Member:
     sk: bytes = item["sk"]["B"]
     member = item["m"]["B"] if "m" in item else sk[1 + GEN_BYTES + 8 :]
     (score,) = _DOUBLE.unpack(item["s"]["B"])
-    return Member(member, b"", score)
+    return Member(member, item["v"]["B"] if "v" in item else b"", score)
 
 
 def expired(entry: Entry | None, now: int) -> bool:
@@ -260,6 +268,8 @@ def encode(entry: Entry, token: bytes) -> dict[str, Any]:
         flat = [m.member for m in members]
     elif key.type is KeyType.ZSET:
         flat = [x for m in members for x in (m.member, m.score)]
+    elif key.type is KeyType.STREAM:
+        flat = [x for m in members for x in (m.member, m.value, m.score)]
     else:
         flat = [m.value for m in sorted(members, key=lambda m: m.score)]
     item["m"] = {"B": msgpack.packb(flat, use_bin_type=True)}
@@ -276,12 +286,14 @@ def element_items(name: bytes, type: KeyType, gen: bytes, m: Member) -> list[dic
         return [item]
     if len(m.member) > MEMBER_SK_BYTES:
         item["m"] = {"B": m.member}
-    if type is KeyType.ZSET:
+    if type in SCORED:
         score = {"B": _DOUBLE.pack(m.score)}
         item["s"] = score
         order: dict[str, Any] = {"pk": key, "sk": {"B": order_sk(gen, m.member, m.score)}, "s": score}
         if "m" in item:
             order["m"] = item["m"]
+        if type is KeyType.STREAM:  # a range is a Query of order items: they carry the value
+            item["v"] = order["v"] = {"B": m.value}
         return [item, order]
     if type is KeyType.HASH:
         item["v"] = {"B": m.value}

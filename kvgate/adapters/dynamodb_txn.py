@@ -289,7 +289,7 @@ class SnapshotTxn(Txn):
             return []
         entry = self._live(key)
         stored = self.snapshot.stored(key.name) if entry.spilled else None
-        if stored is None or limit < 0 or stored.complete or key.type not in (KeyType.ZSET, KeyType.LIST):
+        if stored is None or limit < 0 or stored.complete or key.type not in _RANGED:
             items = sorted(self._members(key).values(), key=_order, reverse=rev)
             return items[offset:] if limit < 0 else items[offset : offset + limit]
         # the first offset + limit in order: as many more from storage as the unit changed
@@ -381,6 +381,8 @@ class SnapshotTxn(Txn):
 
 
 _MISSING = object()
+#: Types whose spilled elements are read in order a window at a time.
+_RANGED = frozenset((KeyType.ZSET, KeyType.LIST, KeyType.STREAM))
 
 
 def _element_answer(snapshot: Snapshot, request: tuple[Hashable, ...]) -> object:

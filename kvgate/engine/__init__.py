@@ -32,6 +32,7 @@ from kvgate.engine import (  # noqa: F401
     scripting,
     server,
     sets,
+    stream_groups,
     streams,
     strings,
     zsets,
