@@ -951,3 +951,39 @@ def test_geo(gate: KvgateServer, redis: Redis) -> None:
     assert redis.georadiusbymember(key, "Palermo", 100, "KM") == ["Palermo"]
     with pytest.raises(UpstashError, match=r"^ERR invalid longitude,latitude pair 200.000000,10.000000"):
         redis.geoadd(key, (200, 10, "far"))
+
+
+def test_hyperloglog_and_bitmaps(gate: KvgateServer, redis: Redis) -> None:
+    """HyperLogLog and bitmap commands through the client (one hash tag: PFMERGE and
+    BITOP's keys share a slot on a cluster); BITOP's Redis 8.2 operations on kvgate's
+    engine, which has them."""
+    hll, other, merged = "{b}visits", "{b}visits2", "{b}all"
+    assert redis.pfadd(hll, "a", "b", "c") == 1
+    assert redis.pfadd(hll, "a") == 0
+    assert redis.pfadd(other, "c", "d") == 1
+    assert redis.pfcount(hll) == 3
+    assert redis.pfcount(hll, other) == 4
+    assert redis.pfmerge(merged, hll, other) is True
+    assert redis.pfcount(merged) == 4
+    with client(gate, RO) as ro:
+        assert ro.pfcount(merged) == 4  # a read-only token may count (Redis flags it readonly)
+    bits, mask, dest = "{b}bits", "{b}mask", "{b}dest"
+    assert redis.setbit(bits, 7, 1) == 0
+    assert redis.setbit(bits, 7, 1) == 1
+    assert redis.getbit(bits, 7) == 1
+    assert redis.set(mask, "\x0f") is True
+    assert redis.bitcount(bits) == 1
+    assert redis.bitcount(mask, 0, -1) == 4
+    assert redis.bitpos(mask, 1) == 4
+    assert redis.bitpos(bits, 0, 0, 0) == 0
+    assert redis.bitop("OR", dest, bits, mask) == 1
+    assert redis.get(dest) == "\x0f"
+    counters = redis.bitfield("{b}counters").set("u8", 0, 255).incrby("u8", 0, 10).overflow("FAIL")
+    assert counters.incrby("u8", "#1", 300).get("i8", 0).execute() == [0, 9, None, 9]
+    if not on_fakeredis(gate):  # fakeredis has no BITFIELD_RO
+        assert redis.bitfield_ro("{b}counters").get("u8", 0).execute() == [9]
+    if any(arg.startswith(("sqlite://", "dynamodb://")) for arg in gate.args):  # the engine
+        assert redis.bitop("DIFF", dest, mask, bits) == 1
+        assert redis.get(dest) == "\x0e"
+        assert redis.bitop("ONE", dest, mask, bits, "{b}missing") == 1
+        assert redis.get(dest) == "\x0e"
