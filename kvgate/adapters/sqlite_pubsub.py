@@ -391,6 +391,7 @@ class SqliteHub:
 
             def leave_all(t: SqliteTxn) -> int:
                 forget(t.conn, token)
+                trim(t.conn, t.now)
                 return 0
 
             with contextlib.suppress(Exception):

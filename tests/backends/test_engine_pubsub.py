@@ -17,9 +17,11 @@ import aiohttp
 import pytest
 import redis
 
-from kvgate.adapters import sqlite_pubsub
+from kvgate.adapters import Message, engine_pubsub, sqlite_pubsub
 from kvgate.adapters.sqlite_store import SqliteStore
 from kvgate.config import Config, DatabaseConfig
+from kvgate.engine.pubsub import Deliver, LocalHub
+from kvgate.errors import BackendOverloaded
 from tests.support.api import RW, Api, GatewayClient, make_config, read_event
 from tests.support.engine import EngineClient, Oracle, assert_same
 from tests.support.servers import KvgateServer, RedisServer
@@ -269,3 +271,29 @@ def test_messages_past_the_retention_are_trimmed(tmp_path: Path) -> None:
         sqlite_pubsub.trim(t.conn, now + sqlite_pubsub.RETAIN_MS + 1)
         assert t.conn.execute("SELECT count(*) FROM pubsub_messages").fetchone() == (0,)
     store.close()
+
+
+async def test_a_subscriber_too_far_behind_is_disconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Redis closes a client past its pub/sub output buffer limit: the backlog of one
+    stalled stream never grows without bound."""
+    monkeypatch.setattr(engine_pubsub, "MAX_QUEUED", 3)
+    hub = LocalHub()
+
+    async def join(deliver: Deliver, names: list[bytes], pattern: bool) -> None:
+        hub.add(deliver, names, pattern)
+
+    async def leave(deliver: Deliver) -> None:
+        hub.discard(deliver)
+
+    subscription = engine_pubsub.EngineSubscription(join, leave)
+    await subscription.subscribe(b"c")
+    assert await subscription.next_message(1) == Message(b"subscribe", b"c", 1)
+    for n in range(3):
+        assert hub.deliver(b"c", b"%d" % n) == 1
+    assert await subscription.next_message(1) == Message(b"message", b"c", b"0")
+    hub.deliver(b"c", b"3")  # 3 waiting: the limit
+    hub.deliver(b"c", b"4")
+    with pytest.raises(BackendOverloaded, match="fell too far behind"):
+        await subscription.next_message(1)
+    await subscription.close()
+    assert hub.subscriptions().channels == {}
