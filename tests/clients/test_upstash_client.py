@@ -752,6 +752,57 @@ def test_multi_exec_runtime_error_does_not_roll_back(redis: Redis) -> None:
     assert redis.get("n") == "2"
 
 
+def test_streams(gate: KvgateServer, redis: Redis) -> None:
+    """Streams through the client: entries, trimming, a consumer group's round trip, a
+    transaction and a script; a read-only token reads but neither adds nor reads as a
+    group (XREADGROUP writes).  Redis 8.2's XDELEX where kvgate's engine serves."""
+    key = "{st}events"
+    assert redis.xadd(key, "1-1", {"kind": "signup", "user": UNICODE}) == "1-1"
+    assert redis.xadd(key, "2-*", {"kind": "login"}) == "2-0"
+    assert redis.xadd("{st}none", "*", {"a": "1"}, nomkstream=True) is None
+    assert redis.xlen(key) == 2
+    assert redis.xrange(key, "-", "+") == [
+        ["1-1", ["kind", "signup", "user", UNICODE]],
+        ["2-0", ["kind", "login"]],
+    ]
+    assert redis.xrevrange(key, "+", "(1-1") == [["2-0", ["kind", "login"]]]
+    assert redis.xread({key: "1-1"}) == [[key, [["2-0", ["kind", "login"]]]]]
+    assert redis.xgroup_create(key, "workers", "0") == "OK"
+    got = redis.xreadgroup("workers", "w1", {key: ">"}, count=1)
+    assert got == [[key, [["1-1", ["kind", "signup", "user", UNICODE]]]]]
+    count = 1 if on_fakeredis(gate) else "1"  # Redis answers a consumer's count as a string
+    assert redis.xpending(key, "workers") == [1, "1-1", "1-1", [["w1", count]]]
+    assert redis.xclaim(key, "workers", "w2", 0, "1-1", justid=True) == ["1-1"]
+    assert redis.xack(key, "workers", "1-1") == 1
+    assert redis.xautoclaim(key, "workers", "w2", 0, "0") == ["0-0", [], []]
+    assert [g["name"] if isinstance(g, dict) else g[1] for g in redis.xinfo_groups(key)] == ["workers"]
+    for i in range(3, 8):
+        redis.xadd(key, f"{i}-0", {"n": str(i)}, maxlen=4, approximate_trim=False)
+    assert redis.xlen(key) == 4
+    assert redis.xtrim(key, minid="6", approximate=False) == 2
+    assert redis.xdel(key, "6-0", "9-9") == 1
+    tx = redis.multi()
+    tx.xadd(key, "8-0", {"n": "8"})
+    tx.xlen(key)
+    assert tx.exec() == ["8-0", 2]
+    assert redis.eval("return redis.call('XADD', KEYS[1], '9-0', 'n', '9')", [key]) == "9-0"
+    assert redis.eval("return redis.call('XLEN', KEYS[1])", [key]) == 3
+    assert redis.type(key) == "stream"
+    with client(gate, RO) as ro:
+        assert ro.xlen(key) == 3
+        assert ro.xrange(key, "9-0", "+") == [["9-0", ["n", "9"]]]
+        assert ro.xread({key: "8-0"}) == [[key, [["9-0", ["n", "9"]]]]]
+        with pytest.raises(UpstashError, match="NOPERM"):
+            ro.xadd(key, "*", {"n": "x"})
+        with pytest.raises(UpstashError, match="NOPERM"):
+            ro.xreadgroup("workers", "w1", {key: ">"})
+    if "--backend" in gate.args and gate.args[gate.args.index("--backend") + 1].startswith(
+        ("sqlite", "dynamodb")
+    ):
+        assert redis.xdelex(key, "9-0", "7-7") == [1, -1]
+        assert redis.xlen(key) == 2
+
+
 # --- read-only token --------------------------------------------------------------------
 
 
