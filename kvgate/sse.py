@@ -19,7 +19,7 @@ from aiohttp import web
 from kvgate import error_texts
 from kvgate.adapters import Message, Subscription
 from kvgate.database import Database
-from kvgate.errors import BackendError, BadRequest
+from kvgate.errors import BackendError, BackendOverloaded, BadRequest
 from kvgate.metrics import Metrics
 
 KEEPALIVE_SECONDS = 15.0
@@ -100,6 +100,9 @@ async def stream(
             return
         try:
             message = await subscription.next_message(timeout=POLL_SECONDS)
+        except BackendOverloaded as exc:  # an engine backend's subscriber fell too far behind
+            await response.write(b": " + exc.message.encode() + b"\n\n")
+            return
         except BackendError:
             await response.write(b": backend connection lost\n\n")
             return
