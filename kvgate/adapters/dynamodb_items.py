@@ -20,7 +20,11 @@ key:
   sorted set: ``s`` the score (8 bytes, big-endian double); list: ``sk`` ends with the
   position (order-preserving) instead of a member, ``v`` the element.  A member longer
   than :data:`MEMBER_SK_BYTES` is cut and ends with its SHA-1 (DynamoDB's sort key holds
-  1024 bytes); the whole member is then in ``m``.
+  1024 bytes); the whole member is then in ``m``.  A hash field with an expiry (Redis
+  7.4's field expiration) keeps it in ``x`` (ms since the epoch).  A hash's head keeps,
+  when any field has one, ``fx``: no later than the earliest (so a unit that reads the
+  head knows when to look for expired fields), and, inline, ``f``: a msgpack map of
+  field -> expiry.
 * ``k<name>``, ``sk`` = ``o`` + generation + score (order-preserving) + member: a sorted
   set's order item, so ranks, ranges and ``ZRANGEBYSCORE`` are Queries.  A stream's
   elements (:mod:`kvgate.engine.stream_layout`) are kept as a sorted set's, with ``v``
@@ -41,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +116,8 @@ class Entry:
     gen: bytes | None = None
     count: int = 0
     changes: dict[bytes, Member | None] = field(default_factory=dict)
+    #: a hash's earliest field expiry (ms), or earlier (a field since changed); None: none
+    field_expiry: int | None = None
 
     @property
     def spilled(self) -> bool:
@@ -190,6 +197,8 @@ def decode(name: bytes, item: dict[str, Any]) -> Entry | None:
         value = v["N"].encode() if "N" in v else v["B"]
         return Entry(Key(name, type, expire_at, value))
     entry = Entry(Key(name, type, expire_at, None))
+    if "fx" in item:
+        entry.field_expiry = int(item["fx"]["N"])
     if "g" in item:
         entry.gen = item["g"]["B"]
         entry.count = int(item["n"]["N"])
@@ -197,8 +206,9 @@ def decode(name: bytes, item: dict[str, Any]) -> Entry | None:
     flat = msgpack.unpackb(item["m"]["B"], raw=False) if "m" in item else []
     members = entry.members
     if type is KeyType.HASH:
+        expiries = msgpack.unpackb(item["f"]["B"], raw=False) if "f" in item else {}
         for i in range(0, len(flat), 2):
-            members[flat[i]] = Member(flat[i], flat[i + 1], 0.0)
+            members[flat[i]] = Member(flat[i], flat[i + 1], float(expiries.get(flat[i], 0)))
     elif type is KeyType.SET:
         for m in flat:
             members[m] = Member(m, b"", 0.0)
@@ -226,7 +236,8 @@ def decode_element(type: KeyType, item: dict[str, Any]) -> Member:
     if type in SCORED:
         (score,) = _DOUBLE.unpack(item["s"]["B"])
         return Member(member, item["v"]["B"] if "v" in item else b"", score)
-    return Member(member, item["v"]["B"] if "v" in item else b"", 0.0)
+    expiry = float(item["x"]["N"]) if "x" in item else 0.0  # a hash field's
+    return Member(member, item["v"]["B"] if "v" in item else b"", expiry)
 
 
 def decode_order(item: dict[str, Any]) -> Member:
@@ -256,6 +267,11 @@ def encode(entry: Entry, token: bytes) -> dict[str, Any]:
         n = canonical_int(key.value) if key.type is KeyType.STRING else None
         item["v"] = {"N": str(n)} if n is not None else {"B": key.value}
         return item
+    if key.type is KeyType.HASH:
+        if entry.gen is None:  # inline: the exact earliest
+            entry.field_expiry = earliest_expiry(entry.members.values())
+        if entry.field_expiry is not None:
+            item["fx"] = {"N": str(entry.field_expiry)}
     if entry.gen is not None:
         item["g"] = {"B": entry.gen}
         item["n"] = {"N": str(entry.count)}
@@ -264,6 +280,9 @@ def encode(entry: Entry, token: bytes) -> dict[str, Any]:
     flat: list[Any]
     if key.type is KeyType.HASH:
         flat = [x for m in members for x in (m.member, m.value)]
+        expiries = {m.member: int(m.score) for m in members if m.score}
+        if expiries:
+            item["f"] = {"B": msgpack.packb(expiries, use_bin_type=True)}
     elif key.type is KeyType.SET:
         flat = [m.member for m in members]
     elif key.type is KeyType.ZSET:
@@ -297,7 +316,14 @@ def element_items(name: bytes, type: KeyType, gen: bytes, m: Member) -> list[dic
         return [item, order]
     if type is KeyType.HASH:
         item["v"] = {"B": m.value}
+        if m.score:
+            item["x"] = {"N": str(int(m.score))}
     return [item]
+
+
+def earliest_expiry(members: Iterable[Member]) -> int | None:
+    """The earliest of hash fields' expiries (a member's score), or None."""
+    return min((int(m.score) for m in members if m.score), default=None)
 
 
 def element_keys(name: bytes, type: KeyType, gen: bytes, m: Member) -> list[dict[str, Any]]:

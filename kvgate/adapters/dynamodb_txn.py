@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from kvgate.adapters.dynamodb_items import MAX_KEY_NAME_BYTES, Entry, expired
+from kvgate.adapters.dynamodb_items import MAX_KEY_NAME_BYTES, Entry, earliest_expiry, expired
 from kvgate.engine.pubsub import LocalHub, Subscriptions
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member, ScoreBound, Txn
@@ -111,7 +111,33 @@ class SnapshotTxn(Txn):
             self.entries[name] = entry
         else:
             raise Need(("key", name))
-        return None if entry is None or expired(entry, self.now) else entry
+        if entry is None or expired(entry, self.now):
+            return None
+        due = entry.field_expiry is not None and entry.field_expiry <= self.now
+        if due and not self._drop_expired(entry):
+            return None  # its last field expired: the hash goes, as in Redis
+        return entry
+
+    def _drop_expired(self, entry: Entry) -> int:
+        """Drop a hash's expired fields from the working copy (a spilled hash is read
+        whole first) and make its ``field_expiry`` exact; a writable unit writes that
+        back.  How many fields are left (none: the key is gone from the working copy)."""
+        name = entry.key.name
+        members = self._members(entry.key)
+        gone = [m for m in members.values() if m.score and m.score <= self.now]
+        for m in gone:
+            if entry.spilled:
+                entry.changes[m.member] = None
+                entry.count -= 1
+            else:
+                del entry.members[m.member]
+        entry.field_expiry = earliest_expiry(m for m in members.values() if not m.score or m.score > self.now)
+        if self.writable:
+            self.dirty.add(name)
+        left = entry.count if entry.spilled else len(entry.members)
+        if not left:
+            self.entries[name] = None
+        return left
 
     def _changed(self, name: bytes) -> None:
         if not self.writable:
@@ -186,6 +212,7 @@ class SnapshotTxn(Txn):
         self._entry(new_name)  # its version token is needed to replace it
         entry = self._live(key)
         moved = Entry(Key(new_name, key.type, key.expire_at, key.value), dict(self._members(key)))
+        moved.field_expiry = earliest_expiry(moved.members.values())  # a hash's fields keep theirs
         self.entries[key.name] = None
         self._changed(key.name)
         self.entries[new_name] = moved
@@ -196,7 +223,8 @@ class SnapshotTxn(Txn):
     def copy(self, key: Key, new_name: bytes) -> Key:
         self._entry(new_name)
         dest = Key(new_name, key.type, key.expire_at, key.value)
-        self.entries[new_name] = Entry(dest, dict(self._members(key)))
+        members = dict(self._members(key))
+        self.entries[new_name] = Entry(dest, members, field_expiry=earliest_expiry(members.values()))
         self._changed(new_name)
         return dest
 
@@ -261,6 +289,8 @@ class SnapshotTxn(Txn):
             new = self._element(entry, member, fetch=key.type is not KeyType.LIST) is None
             entry.changes[member] = m
             entry.count += new
+        if score and key.type is KeyType.HASH and (entry.field_expiry is None or score < entry.field_expiry):
+            entry.field_expiry = int(score)  # a field expiry: the earliest so far
         self._changed(key.name)
         return new
 
@@ -424,7 +454,13 @@ def _copy(entry: Entry | None) -> Entry | None:
     if entry is None:
         return None
     k = entry.key
-    return Entry(Key(k.name, k.type, k.expire_at, k.value), dict(entry.members), entry.gen, entry.count)
+    return Entry(
+        Key(k.name, k.type, k.expire_at, k.value),
+        dict(entry.members),
+        entry.gen,
+        entry.count,
+        field_expiry=entry.field_expiry,
+    )
 
 
 def _dead(key: Key, now: int) -> bool:
