@@ -135,6 +135,7 @@ HSETEX_EXPIRATIONS = "ERR Only one of EX, PX, EXAT, PXAT or KEEPTTL arguments ca
 def unknown_argument(arg: str) -> str:
     return f"ERR unknown argument: {arg}"
 
+
 # Lists.
 
 INDEX_OUT_OF_RANGE = "ERR index out of range"
@@ -252,7 +253,7 @@ XADD_ID_TOO_SMALL = "ERR The ID specified in XADD is equal or smaller than the t
 XADD_TOO_LARGE = "ERR Elements are too large to be stored"
 TRIM_BOTH_STRATEGIES = "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
 MAXLEN_NEGATIVE = "ERR The MAXLEN argument must be >= 0."
-LIMIT_NEGATIVE = "ERR The LIMIT argument must be >= 0."
+TRIM_LIMIT_NEGATIVE = "ERR The LIMIT argument must be >= 0."
 LIMIT_WITHOUT_STRATEGY = "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"
 XTRIM_WITHOUT_STRATEGY = "ERR syntax error, XTRIM must be called with a trimming strategy"
 LIMIT_WITHOUT_APPROX = "ERR syntax error, LIMIT cannot be used without the special ~ option"
@@ -282,7 +283,6 @@ XSETID_BELOW_TOP = "ERR The ID specified in XSETID is smaller than the target st
 XSETID_ENTRIES_ADDED_SMALL = (
     "ERR The entries_added specified in XSETID is smaller than the target stream length"
 )
-XAUTOCLAIM_COUNT = "ERR COUNT must be > 0"
 STREAM_IDS_NUMIDS = "ERR Number of IDs must be a positive integer"
 STREAM_IDS_MISMATCH = "ERR The `numids` parameter must match the number of arguments"
 

@@ -38,9 +38,9 @@ from kvgate.engine.streams import (
 from kvgate.error_texts import (
     BUSYGROUP,
     ENTRIESREAD_INVALID,
+    GEO_COUNT_POSITIVE,
     NO_SUCH_KEY,
     SYNTAX_ERROR,
-    XAUTOCLAIM_COUNT,
     XGROUP_NEEDS_KEY,
     XREADGROUP_DOLLAR,
     min_idle_invalid,
@@ -449,9 +449,9 @@ def xautoclaim(t: Txn, args: Args) -> Reply:
     while j < len(args):
         opt = args[j].upper()
         if opt == b"COUNT" and j + 1 < len(args):
-            count = parse_int(args[j + 1], XAUTOCLAIM_COUNT)
+            count = parse_int(args[j + 1], GEO_COUNT_POSITIVE)
             if not 1 <= count <= INT64_MAX // 16:
-                raise ReplyError(XAUTOCLAIM_COUNT)
+                raise ReplyError(GEO_COUNT_POSITIVE)
             j += 1
         elif opt == b"JUSTID":
             justid = True
@@ -630,3 +630,47 @@ def xinfo_consumers(t: Txn, args: Args) -> Reply:
         [b"name", c, b"pending", per.get(c, 0), b"idle", max(t.now - g.consumers[c], 0)]
         for c in sorted(g.consumers)
     ]
+
+
+# --- HELP -------------------------------------------------------------------------------
+
+XGROUP_HELP: tuple[bytes, ...] = (
+    b"XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"CREATE <key> <groupname> <id|$> [option]",
+    b"    Create a new consumer group. Options are:",
+    b"    * MKSTREAM",
+    b"      Create the empty stream if it does not exist.",
+    b"    * ENTRIESREAD entries_read",
+    b"      Set the group's entries_read counter (internal use).",
+    b"CREATECONSUMER <key> <groupname> <consumer>",
+    b"    Create a new consumer in the specified group.",
+    b"DELCONSUMER <key> <groupname> <consumer>",
+    b"    Remove the specified consumer.",
+    b"DESTROY <key> <groupname>",
+    b"    Remove the specified group.",
+    b"SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+    b"    Set the current group ID and entries_read counter.",
+    b"HELP",
+    b"    Prints this help.",
+)
+XINFO_HELP: tuple[bytes, ...] = (
+    b"XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    b"CONSUMERS <key> <groupname>",
+    b"    Show consumers of <groupname>.",
+    b"GROUPS <key>",
+    b"    Show the stream consumer groups.",
+    b"STREAM <key> [FULL [COUNT <count>]",
+    b"    Show information about the stream.",
+    b"HELP",
+    b"    Prints this help.",
+)
+
+
+@command("xgroup|help")
+def xgroup_help(t: Txn, args: Args) -> Reply:
+    return list(XGROUP_HELP)
+
+
+@command("xinfo|help")
+def xinfo_help(t: Txn, args: Args) -> Reply:
+    return list(XINFO_HELP)

@@ -35,7 +35,6 @@ from kvgate.error_texts import (
     ENTRIES_ADDED_NEGATIVE,
     INTERVAL_END_INVALID,
     INTERVAL_START_INVALID,
-    LIMIT_NEGATIVE,
     LIMIT_WITHOUT_APPROX,
     LIMIT_WITHOUT_STRATEGY,
     MAXLEN_NEGATIVE,
@@ -44,6 +43,7 @@ from kvgate.error_texts import (
     STREAM_IDS_NUMIDS,
     SYNTAX_ERROR,
     TRIM_BOTH_STRATEGIES,
+    TRIM_LIMIT_NEGATIVE,
     XADD_ID_EXHAUSTED,
     XADD_ID_TOO_SMALL,
     XADD_ID_ZERO,
@@ -116,7 +116,7 @@ def parse_trim(args: Args, xadd: bool) -> tuple[Trim, int, bool, StreamID | None
         elif opt == b"LIMIT" and more:
             trim.limit = parse_int(args[i + 1])
             if trim.limit < 0:
-                raise ReplyError(LIMIT_NEGATIVE)
+                raise ReplyError(TRIM_LIMIT_NEGATIVE)
             limit_given = True
             i += 1
         elif opt in (KEEPREF, DELREF, ACKED):  # Redis 8.2

@@ -497,6 +497,8 @@ def test_xinfo_groups_consumers_and_full(oracle: Oracle, engine: EngineClient) -
             ["XINFO", "STREAM", "s", "PARTIAL"],
             ["XINFO", "STREAM", "missing", "PARTIAL"],
             ["XINFO", "STREAM", "s", "FULL", "LIMIT", "1"],
+            ["XINFO", "HELP"],
+            ["XGROUP", "HELP"],
         ],
     )
     for cmd in (
@@ -647,3 +649,18 @@ def test_trim_policies_of_redis_8_2(engine: EngineClient) -> None:
     assert engine("XPENDING", "s", "g")[0] == 0  # type: ignore[index]
     assert engine("XADD", "s", "KEEPREF", "MAXLEN", "1", "9-1", "f", "v") == b"9-1"
     assert engine("XLEN", "s") == 1
+
+
+def test_big_entries(engine: EngineClient) -> None:
+    """An entry of 300 KB is kept on every store; on DynamoDB, one past its 400 KB item
+    limit answers an error (and nothing is written)."""
+    big = "x" * 300_000
+    assert engine("XADD", "s", "1-1", "f", big) == b"1-1"
+    assert engine("XRANGE", "s", "-", "+") == [[b"1-1", [b"f", big.encode()]]]
+    reply = engine("XADD", "s", "2-1", "f", "y" * 500_000)
+    if engine.name == "dynamodb":
+        kind, text = comparable(reply)  # type: ignore[misc]
+        assert kind == "error" and "too large for the dynamodb backend" in text
+        assert engine("XLEN", "s") == 1
+    else:
+        assert reply == b"2-1"
