@@ -530,6 +530,35 @@ await check("documents (json.*)", async () => {
   assert.equal(await redis.exists("doc"), 0);
 });
 
+await check("pub/sub: subscribe, psubscribe, publish", async () => {
+  // the client's own Subscriber (SSE on /subscribe and /psubscribe), on every backend
+  const channel = `news-${randomUUID()}`;
+  const waitFor = (subscriber, type) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${type} event within 10 s`)), 10_000);
+      subscriber.on(type, (data) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      subscriber.on("error", reject);
+    });
+  const sub = redis.subscribe([channel]);
+  const psub = redis.psubscribe([`${channel.slice(0, 8)}*`]);
+  try {
+    assert.equal(await waitFor(sub, "subscribe"), 1);
+    assert.equal(await waitFor(psub, "psubscribe"), 1);
+    const message = waitFor(sub, "message");
+    const pmessage = waitFor(psub, "pmessage");
+    assert.equal(await redis.publish(channel, { headline: UNICODE, n: 1 }), 2);
+    assert.deepEqual(await message, { channel, message: { headline: UNICODE, n: 1 } });
+    const p = await pmessage;
+    assert.deepEqual([p.channel, p.message], [channel, { headline: UNICODE, n: 1 }]);
+  } finally {
+    await sub.unsubscribe();
+    await psub.unsubscribe();
+  }
+});
+
 await check("wrong token", async () => {
   const bad = new Redis({ url, token: "not-the-token", retry: false });
   await rejects(bad.get("k"), /WRONGPASS/);
