@@ -863,6 +863,9 @@ class DynamoBackend(Backend):
             if element_actions:
                 elements[name] = element_actions
             item = items.encode(entry, items.new_token())
+            fx = entry.field_expiry  # a hash's field expiry: the sweeper drops the fields then
+            if fx is not None and (old is None or old.field_expiry != fx):
+                records.append(bigwrite.gc_record(name, bigwrite.FIELDS_DUE, fx))
             item_bytes = items.item_size(item)
             if item_bytes > MAX_ITEM_BYTES:
                 raise _Refused(error_texts.dynamodb_value_too_large(_shown(name), item_bytes, MAX_ITEM_BYTES))

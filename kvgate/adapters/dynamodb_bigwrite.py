@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kvgate.dynamodb")
 _U64 = struct.Struct(">Q")
+#: The generation of a record that names no generation: a hash's field expiry is due
+#: (Redis 7.4's field expiration).  The sweeper then runs a writable unit that reads the
+#: key, whose lookup drops the expired fields (and the hash with its last one), as a
+#: client's write would.
+FIELDS_DUE = b""
 #: BatchWriteItem calls a large write keeps in flight.
 WRITERS = 16
 
@@ -176,6 +181,10 @@ async def _handle(backend: DynamoBackend, record: dict[str, Any], now: int) -> b
         )
     except _Conflict:
         return False  # another sweeper has it
+    if gen == FIELDS_DUE:  # a failure leaves the moved record, due again after the lease
+        await backend._unit([[b"HLEN", pk_bytes[len(KEY_PREFIX) :]]], writable=True)
+        await backend._write(backend._client.delete_item, TableName=backend.table, Key=record_key(moved))
+        return True
     head = await backend._call(
         backend._client.get_item,
         TableName=backend.table,

@@ -13,14 +13,19 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kvgate.adapters import dynamodb_bigwrite as bigwrite
+from kvgate.adapters import dynamodb_items as items
+from kvgate.adapters.dynamodb import now_ms
 from kvgate.adapters.sqlite_store import SCHEMA_VERSION, SqliteStore
 from kvgate.engine import Engine, command_table
 from kvgate.errors import ReplyError
 from kvgate.protocol import Reply
-from tests.support.engine import Arg, EngineClient, comparable
+from tests.support.engine import Arg, DynamoEngineClient, EngineClient, comparable
+from tests.support.servers import DynamoDBLocal
 
 #: 2100-01-01 in seconds and ms: HEXPIRETIME/HPEXPIRETIME of it are exact.
 FAR = 4102444800
@@ -497,3 +502,34 @@ def test_a_version_2_sqlite_file_gains_hash_expiry(tmp_path: Path) -> None:
     assert store.writer.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert store.writer.execute("SELECT count(*) FROM hash_expiry").fetchone()[0] == 0
     store.close()
+
+
+def test_the_dynamodb_sweeper_drops_expired_fields(dynamodb_local: DynamoDBLocal) -> None:
+    """Each write that moves a hash's earliest field expiry leaves a cleanup record due
+    then; the sweeper's unit drops the expired fields, and a hash with its last one."""
+    client = DynamoEngineClient(dynamodb_local.clean_table())
+    client.table = command_table()
+    backend = client.backend
+
+    def head(name: bytes) -> dict[str, Any] | None:
+        found = client.loop.run_until_complete(
+            backend._call(backend._client.get_item, TableName=backend.table, Key=items.head_key(name))
+        )
+        return found.get("Item")  # type: ignore[no-any-return]
+
+    try:
+        client("HSET", "h", "a", "1", "b", "2")
+        client("HSET", "gone", "x", "1")
+        deadline = int(time.time() * 1000) + 500
+        client("HPEXPIREAT", "h", deadline, "FIELDS", 1, "a")
+        client("HPEXPIREAT", "gone", deadline, "FIELDS", 1, "x")
+        before = head(b"h")
+        assert before is not None and "f" in before and int(before["fx"]["N"]) == deadline
+        time.sleep(max(0.0, deadline / 1000 - time.time()) + 0.02)
+        assert client.loop.run_until_complete(bigwrite.sweep(backend, now_ms())) == 2
+        after = head(b"h")
+        assert after is not None and "f" not in after and "fx" not in after
+        assert head(b"gone") is None
+        assert client("HGETALL", "h") == [b"b", b"2"]
+    finally:
+        client.close()
