@@ -496,6 +496,43 @@ ZSETS = family(
     ("zintercard", cmd("ZINTERCARD", numkeys_and_keys(zkeys), options(("LIMIT", ints), high=1))),
 )  # fmt: skip
 
+# HyperLogLog and bitmaps (strings in formats of their own: a home key each) ---------------
+
+hll_keys = keys_for("k4")
+HYPERLOGLOG = family(
+    ("pfadd", cmd("PFADD", hll_keys, some(values, 0, 6))),
+    ("pfcount", cmd("PFCOUNT", some(hll_keys, 1, 3))),
+    ("pfmerge", cmd("PFMERGE", hll_keys, some(hll_keys, 0, 3))),
+)  # fmt: skip
+
+bit_keys = keys_for("k5")
+bit_offsets = weighted(st.integers(0, 40).map(str), st.sampled_from(["-1", "abc", "4294967296", "01"]), 8)
+bit_values = weighted(st.sampled_from(["0", "1"]), st.sampled_from(["2", "-1", "x"]), 8)
+bit_units = options("BIT", "BYTE", "bits", high=1)
+field_types = weighted(
+    st.sampled_from(["u1", "u4", "i5", "u8", "i8", "i16", "u63", "i64"]),
+    st.sampled_from(["u64", "i0", "I8", "x"]),
+    8,
+)
+field_offsets = weighted(st.integers(0, 40).map(str), st.sampled_from(["#1", "#3", "-1", "#x"]), 3)
+field_ops = pick(
+    [
+        cmd("GET", field_types, field_offsets),
+        cmd("SET", field_types, field_offsets, ints),
+        cmd("INCRBY", field_types, field_offsets, ints),
+        cmd("OVERFLOW", weighted(st.sampled_from(["WRAP", "SAT", "FAIL"]), st.just("MAYBE"), 8)),
+    ]
+)
+BITMAPS = family(
+    ("setbit", cmd("SETBIT", bit_keys, bit_offsets, bit_values)),
+    ("getbit", cmd("GETBIT", bit_keys, bit_offsets)),
+    ("bitcount", cmd("BITCOUNT", bit_keys, st.one_of(st.just([]), cmd(ints, ints, bit_units)))),
+    ("bitpos", cmd("BITPOS", bit_keys, st.sampled_from(["0", "1", "2"]), st.one_of(st.just([]), cmd(ints), cmd(ints, ints, bit_units)))),
+    ("bitop", cmd("BITOP", weighted(st.sampled_from(["AND", "OR", "XOR", "NOT"]), st.just("NAND"), 8), bit_keys, some(bit_keys, 1, 3))),
+    ("bitfield", cmd("BITFIELD", bit_keys, some(field_ops, 0, 3))),
+    ("bitfield_ro", cmd("BITFIELD_RO", bit_keys, some(field_ops, 0, 2))),
+)  # fmt: skip
+
 #: Valid writes that fill the key space at the start of an example (the machine's
 #: ``initialize`` step), so that the random commands after them meet full collections.
 valid_scores = st.sampled_from(["1", "2", "0", "-1", "2.5", "0.1", "1e20", "3", "inf", "-inf", "-0.5"])
@@ -518,11 +555,11 @@ SOON = pick(
     ]
 )
 
-FAMILIES = {"strings": STRINGS, "keys": KEYS, "hashes": HASHES, "lists": LISTS, "sets": SETS, "zsets": ZSETS}
+FAMILIES = {"strings": STRINGS, "keys": KEYS, "hashes": HASHES, "lists": LISTS, "sets": SETS, "zsets": ZSETS, "hyperloglog": HYPERLOGLOG, "bitmaps": BITMAPS}  # fmt: skip
 #: Commands that add elements are drawn this many times as often as the others: without the
 #: bias the many commands that remove (ZREMRANGEBY*, *STORE of empty results...) keep the
 #: collections empty.
-GROWERS = {"set": 4, "mset": 2, "append": 2, "hset": 4, "lpush": 4, "rpush": 4, "linsert": 2, "sadd": 4, "zadd": 6, "zincrby": 2}  # fmt: skip
+GROWERS = {"set": 4, "mset": 2, "append": 2, "hset": 4, "lpush": 4, "rpush": 4, "linsert": 2, "sadd": 4, "zadd": 6, "zincrby": 2, "pfadd": 2, "setbit": 2}  # fmt: skip
 
 
 def implemented(entries: dict[str, Strategy[Command]]) -> list[Strategy[Command]]:
@@ -861,6 +898,16 @@ class EngineMatchesRedis(RuleBasedStateMachine):
     @precondition(lambda self: bool(implemented(ZSETS)))
     @rule(command=family_strategy(ZSETS))
     def zsets(self, command: Command) -> None:
+        self.check(command)
+
+    @precondition(lambda self: bool(implemented(HYPERLOGLOG)))
+    @rule(command=family_strategy(HYPERLOGLOG))
+    def hyperloglog(self, command: Command) -> None:
+        self.check(command)
+
+    @precondition(lambda self: bool(implemented(BITMAPS)))
+    @rule(command=family_strategy(BITMAPS))
+    def bitmaps(self, command: Command) -> None:
         self.check(command)
 
 
