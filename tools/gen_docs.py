@@ -100,10 +100,17 @@ def backends_section() -> str:
         known = engine.get(c.name)
         (yes if known is not None and known.supported else no).append(c.name.replace("|", " ").upper())
     baseline = {c.name for c in _all_commands()}
-    for c in engine:  # beyond Redis 7.0: the documents (RedisJSON's JSON.*)
+    newer: dict[str, list[str]] = defaultdict(list)  # Redis version -> its commands beyond 7.0
+    for c in engine:  # beyond Redis 7.0: the documents (RedisJSON's JSON.*), Redis 7.4+
         if c.name not in baseline and c.supported:
             group = "json (documents)" if c.name.startswith("json.") else c.group or c.name
             by_group[group][0].append(c.name.upper())
+            since = tuple(int(p) for p in c.since.split(".") if p.isdigit())
+            if not c.name.startswith("json.") and since > (7, 0, 99):
+                newer[c.since].append(c.name.replace("|", " ").upper())
+    beyond = "; ".join(
+        f"{', '.join(sorted(names))} (Redis {since})" for since, names in sorted(newer.items())
+    )
     lines = [
         "Generated from the engine's command table (`kvgate.engine.command_table()`) by "
         "`python tools/gen_docs.py`.",
@@ -113,6 +120,10 @@ def backends_section() -> str:
         "any other command answers `ERR command '<name>' is not supported by the sqlite backend` (or",
         "`dynamodb backend`; in /multi-exec, the transaction is discarded with `EXECABORT`, as Redis",
         "does for a command refused while queueing).",
+        "",
+        f"The engine also runs commands newer than Redis 7.0: {beyond}. On `redis://` they pass",
+        "through to the server: a Redis that has them runs them; an older one (the Redis 7.0 these",
+        "tests run) answers its own `ERR unknown command '<name>', with args beginning with: ...`.",
         "",
         "| group | on SQLite and DynamoDB | not on SQLite and DynamoDB |",
         "|---|---|---|",
