@@ -1038,3 +1038,41 @@ def test_hyperloglog_and_bitmaps(gate: KvgateServer, redis: Redis) -> None:
         assert redis.get(dest) == "\x0e"
         assert redis.bitop("ONE", dest, mask, bits, "{b}missing") == 1
         assert redis.get(dest) == "\x0e"
+
+
+def test_hash_field_expiration(gate: KvgateServer, redis: Redis) -> None:
+    """The client's hash field expiration (Redis 7.4) and HGETDEL, HGETEX, HSETEX (Redis 8) on
+    kvgate's engine; on Redis 7.0 they answer Redis's own unknown-command error."""
+    if not any(arg.startswith(("sqlite://", "dynamodb://")) for arg in gate.args):
+        if any(arg.startswith("redis://") for arg in gate.args):
+            with pytest.raises(
+                UpstashError, match=r"^ERR unknown command 'HEXPIRE', with args beginning with: "
+            ):
+                redis.hexpire("h", "f", 10)
+        pytest.skip("Redis 7.0 (and the fakeredis here) have no hash field expiration")
+    far = 4102444800  # 2100-01-01
+    assert redis.hset("h", values={"f1": "v1", "f2": "v2", "f3": "v3"}) == 3
+    assert redis.hexpire("h", ["f2", "f3", "nope"], 100) == [1, 1, -2]
+    assert redis.httl("h", ["f1", "f2"]) == [-1, 100]
+    assert redis.hexpireat("h", "f3", far, gt=True) == [1]
+    assert redis.hexpiretime("h", ["f3"]) == [far]
+    assert redis.hpexpiretime("h", "f3") == [far * 1000]
+    assert redis.hpersist("h", ["f1", "f2"]) == [-1, 1]
+    assert redis.hpexpire("h", "f1", 0) == [2]  # a time not in the future deletes the field
+    assert redis.hgetall("h") == {"f2": "v2", "f3": "v3"}
+    pttl = redis.hpttl("h", "f3")
+    assert isinstance(pttl, list) and pttl[0] > 1000 * 3600
+    assert redis.hgetex("h", "f2", "nope", exat=far) == ["v2", None]
+    assert redis.hexpiretime("h", "f2") == [far]
+    assert redis.hgetex("h", "f2", persist=True) == ["v2"]
+    assert redis.httl("h", "f2") == [-1]
+    assert redis.hsetex("h", values={"a": "1", "b": "2"}, fnx=True, pxat=far * 1000) == 1
+    assert redis.hsetex("h", "a", "again", fnx=True) == 0
+    assert redis.hsetex("h", "a", "kept", fxx=True, keepttl=True) == 1
+    assert redis.hexpiretime("h", ["a", "b"]) == [far, far]
+    assert redis.hgetdel("h", "a", "nope") == ["kept", None]
+    assert redis.hpexpireat("h", ["f2", "f3", "b"], 1) == [2, 2, 2]
+    assert redis.exists("h") == 0  # the last field took the hash
+    with pytest.raises(UpstashError, match=r"^WRONGTYPE"):
+        redis.set("s", "v")
+        redis.httl("s", "f")
