@@ -29,7 +29,8 @@ def seed_other_types(oracle: Oracle, engine: EngineClient) -> None:
     with engine.units(True) as t:
         for name, type_ in OTHER_TYPES.items():
             key = t.create(name.encode(), type_)
-            t.put(key, b"a", b"v", 1.0)
+            # a hash member's score is its field's expiry (0: none), a list's its position
+            t.put(key, b"a", b"v", 0.0 if type_ is KeyType.HASH else 1.0)
 
 
 def engine_pexpiretime(engine: EngineClient, name: str) -> int:
