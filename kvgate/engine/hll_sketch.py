@@ -181,9 +181,10 @@ _ONE_BYTE = [_one_byte(b) for b in range(256)]
 _XZERO_FIRST = re.compile(rb"[\x40-\x7f]")
 
 
-def _decode(body: bytes) -> list[Op]:
-    """The opcodes of a sparse body: the bytes between two XZEROs (which are few) are
-    one-byte opcodes, read through a table at C speed."""
+def _decode(body: bytes) -> tuple[list[Op], bool]:
+    """The opcodes of a sparse body (the bytes between two XZEROs, which are few, are
+    one-byte opcodes, read through a table at C speed), and whether its last XZERO is
+    cut short."""
     ops: list[Op] = []
     i, n = 0, len(body)
     while True:
@@ -191,8 +192,11 @@ def _decode(body: bytes) -> list[Op]:
         j = n if found is None else found.start()
         ops += map(_ONE_BYTE.__getitem__, body[i:j])
         if found is None:
-            return ops
-        low = body[j + 1] if j + 1 < n else 0  # a cut XZERO reads C's terminating zero
+            return ops, False
+        if j + 1 == n:  # a cut XZERO reads C's terminating zero
+            ops.append((XZERO, 0, ((body[j] & 0x3F) << 8) + 1))
+            return ops, True
+        low = body[j + 1]
         ops.append((XZERO, 0, ((body[j] & 0x3F) << 8 | low) + 1))
         i = j + 2
 
@@ -313,11 +317,15 @@ class Sketch:
         self.ops: list[Op] = []
         self.starts: list[int] = []  # each opcode's first register
         self.size = len(value)  # of the sparse string, header included
+        #: A corrupt sparse body whose last XZERO lacks its second byte: Redis reads the
+        #: string's terminator in its place and keeps counting the body one byte short
+        #: (see :meth:`_cut_again`).
+        self.cut = False
         if value[4] == DENSE:
             self.dense = bytearray(value[HEADER:])
             self.dense.append(0)  # C reads (and writes zero into) the terminator
         else:
-            self.ops = _decode(value[HEADER:])
+            self.ops, self.cut = _decode(value[HEADER:])
             self._index()
 
     def _index(self) -> None:
@@ -327,7 +335,8 @@ class Sketch:
     def to_bytes(self) -> bytes:
         if self.dense is not None:
             return bytes(self.header) + bytes(self.dense[:DENSE_BODY])
-        return bytes(self.header) + _encode(self.ops)
+        body = _encode(self.ops)
+        return bytes(self.header) + (body[:-1] if self.cut else body)
 
     def invalidate(self) -> None:
         self.header[15] |= 0x80
@@ -373,7 +382,7 @@ class Sketch:
         self.dense = bytearray(pack(registers))
         self.dense.append(0)
         self.header[4] = DENSE
-        self.ops, self.starts = [], []
+        self.ops, self.starts, self.cut = [], [], False
         return True
 
     def merge_registers(self, registers: bytes) -> None:
@@ -432,8 +441,22 @@ class Sketch:
             starts[pos : pos + 1] = seq_starts
             self.size += delta
         self._merge_near(max(pos - 1, 0))
+        if self.cut:
+            self._cut_again()
         self.invalidate()
         return 1
+
+    def _cut_again(self) -> None:
+        """After an edit of a cut body, Redis's string is the opcodes less their last byte,
+        the terminator it writes reading as that byte: a last XZERO loses its low byte, a
+        last one-byte opcode goes (and the body is whole again)."""
+        kind, _, run = self.ops[-1]
+        if kind == XZERO:
+            self.ops[-1] = (XZERO, 0, ((run - 1) & 0x3F00) + 1)
+        else:
+            self.ops.pop()
+            self.starts.pop()
+            self.cut = False
 
     def _merge_near(self, p: int) -> None:
         ops, starts = self.ops, self.starts

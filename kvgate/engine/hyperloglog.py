@@ -1,8 +1,10 @@
 """HyperLogLog commands (PFADD, PFCOUNT, PFMERGE) on strings, as Redis 7.0 runs them.
 
 An HLL is a string in Redis's own format (:mod:`kvgate.engine.hll_sketch`), so GET, SET,
-DUMP-free copies and scripts see the same bytes as on Redis, and each command keeps the
-key's TTL, as Redis's in-place edits do.
+COPY and scripts see the bytes Redis would hold (an HLL moves between Redis and kvgate
+by GET and SET), and each command keeps the key's TTL, as Redis's in-place edits do.
+Corrupt strings behave as on Redis too (a sparse body found short or long when read, a
+last XZERO cut short: see ``Sketch.cut``), checked against Redis on random bodies.
 
 PFCOUNT of one key stores the cardinality it computed in the header, as Redis does (the
 "cached cardinality": GET afterwards shows it).  Redis flags PFCOUNT ``readonly`` and

@@ -107,6 +107,7 @@ def test_corrupt_sparse_bodies(oracle: Oracle, engine: EngineClient) -> None:
     half = header(1, STALE) + b"\x5f\xff"  # XZERO of 8,192: half the registers
     cached = header(1, (42).to_bytes(8, "little")) + b"\x5f\xff"
     too_many = header(1, STALE) + b"\x7f\xff\x80"  # 16,385 registers
+    cut = header(1, STALE) + b"\x7f"  # an XZERO without its second byte
     assert_same(
         oracle,
         engine,
@@ -114,6 +115,12 @@ def test_corrupt_sparse_bodies(oracle: Oracle, engine: EngineClient) -> None:
             ["SET", "half", half],
             ["SET", "cached", cached],
             ["SET", "many", too_many],
+            ["SET", "cut", cut],
+            ["PFCOUNT", "cut"],
+            ["PFADD", "cut", "a"],
+            ["GET", "cut"],  # Redis's string comes back one byte short
+            ["PFADD", "cut", *[f"e{i}" for i in range(20)]],
+            ["GET", "cut"],
             ["PFCOUNT", "half"],
             ["PFCOUNT", "cached"],
             ["PFCOUNT", "many"],
