@@ -209,16 +209,6 @@ def test_a_file_that_is_not_a_database_stops_kvgate(tmp_path: Path) -> None:
     assert line == f"kvgate: database 'default': sqlite: cannot open {junk}: file is not a database"
 
 
-async def test_subscribe_is_a_clear_error(sqlite_api: Api) -> None:
-    status, body = await sqlite_api.request("GET", "/subscribe/chat")
-    assert (status, body) == (
-        400,
-        {"error": "ERR command 'subscribe' is not supported by the sqlite backend"},
-    )
-    status, body = await sqlite_api.cmd("PUBLISH", "chat", "hi")
-    assert (status, body) == (400, {"error": "ERR command 'publish' is not supported by the sqlite backend"})
-
-
 async def test_a_writer_slower_than_the_timeout_answers_504(
     gateway_client: GatewayClient, tmp_path: Path
 ) -> None:
