@@ -323,6 +323,14 @@ class SqliteTxn(Txn):
         return Key(name, type, expire_at, value, cur.lastrowid)
 
     def set_string(self, name: bytes, value: bytes, expire_at: int | None) -> Key:
+        # A string over a string (live or expired: either way replaced) is one statement;
+        # a key of another type loses its members first.
+        row = self._x(
+            "UPDATE keys SET value = ?, expire_at = ? WHERE name = ? AND type = ? RETURNING id",
+            (value, expire_at, name, int(KeyType.STRING)),
+        ).fetchone()
+        if row is not None:
+            return Key(name, KeyType.STRING, expire_at, value, row[0])
         row = self._x("SELECT id, type FROM keys WHERE name = ?", (name,)).fetchone()
         if row is None:
             return self.create(name, KeyType.STRING, value, expire_at)
