@@ -309,11 +309,9 @@ def xackdel(t: Txn, args: Args) -> Reply:
             return [-1] * len(ids)
         raise ReplyError(nogroup(_text(args[1]), _text(args[2])))
     out: list[Reply] = []
-    for sid in ids:
-        if not s.drop_pending(t, g, sid):
-            out.append(-1)
-            continue
-        out.append(delete_with_policy(t, s, sid, policy) if s.entry(t, sid) else 1)
+    for sid in ids:  # acknowledged if pending; then deleted as XDELEX would
+        s.drop_pending(t, g, sid)
+        out.append(delete_with_policy(t, s, sid, policy))
     s.save(t)
     return out
 
