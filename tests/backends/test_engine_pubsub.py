@@ -5,6 +5,7 @@ file (kvgate/adapters/sqlite_pubsub.py).  The SSE stream itself is tests/gateway
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from kvgate.engine.pubsub import Deliver, LocalHub
 from kvgate.errors import BackendOverloaded
 from tests.support.api import RW, Api, GatewayClient, make_config, read_event
 from tests.support.engine import EngineClient, Oracle, assert_same
-from tests.support.servers import KvgateServer, RedisServer
+from tests.support.servers import DynamoDBLocal, KvgateServer, RedisServer
 
 # --- the commands, no subscriber anywhere: Redis's replies and errors ----------------------
 
@@ -297,3 +298,44 @@ async def test_a_subscriber_too_far_behind_is_disconnected(monkeypatch: pytest.M
         await subscription.next_message(1)
     await subscription.close()
     assert hub.subscriptions().channels == {}
+
+
+def test_sqlite_delivers_nothing_from_a_unit_that_rolls_back(tmp_path: Path) -> None:
+    """PUBLISH's message is a row of the unit: a unit that fails leaves none, and wakes no one."""
+    store = SqliteStore(str(tmp_path / "rollback.db"))
+    directory = sqlite_pubsub.lock_dir(str(tmp_path / "rollback.db"))
+    os.makedirs(directory)
+    lock = os.open(os.path.join(directory, "listener.lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a live listener (this process), subscribed to c
+    with store.unit(True) as t:
+        t.conn.execute("INSERT INTO pubsub_listeners (token, address) VALUES ('listener', NULL)")
+        t.conn.execute(
+            "INSERT INTO pubsub_subs (pattern, name, listener, n) VALUES (0, x'63', 'listener', 1)"
+        )
+    with pytest.raises(RuntimeError), store.unit(True) as t:
+        assert t.publish(b"c", b"lost") == 1
+        raise RuntimeError("the unit fails after its PUBLISH")
+    with store.unit(True) as t:
+        assert t.publish(b"c", b"kept") == 1
+    with store.unit(False) as t:
+        assert t.conn.execute("SELECT payload FROM pubsub_messages").fetchall() == [(b"kept",)]
+    os.close(lock)
+    store.close()
+
+
+@pytest.fixture
+def dynamodb_url(dynamodb_local: DynamoDBLocal) -> str:
+    return dynamodb_local.clean_table()
+
+
+async def test_dynamodb_delivers_nothing_from_a_refused_transaction(
+    gateway_client: GatewayClient, dynamodb_url: str
+) -> None:
+    """A unit DynamoDB refuses (past its 400 KB item limit) publishes nothing."""
+    api = Api(await gateway_client(make_config(dynamodb_url)))
+    async with await subscribed(api, "/subscribe/c") as resp:
+        assert await read_event(resp) == "subscribe,c,1"
+        status, body = await api.multi(["PUBLISH", "c", "refused"], ["SET", "big", "x" * 500_000])
+        assert status == 400 and "not applied" in body["error"], body
+        assert await api.multi(["PUBLISH", "c", "applied"]) == (200, [{"result": 1}])
+        assert await read_event(resp) == "message,c,applied"  # and never "refused"
