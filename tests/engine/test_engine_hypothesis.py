@@ -496,6 +496,53 @@ ZSETS = family(
     ("zintercard", cmd("ZINTERCARD", numkeys_and_keys(zkeys), options(("LIMIT", ints), high=1))),
 )  # fmt: skip
 
+# geo (sorted sets whose scores are geohashes: the sorted-set family's home key) -----------------
+
+valid_longitudes = st.sampled_from(["13.361389", "15.087269", "0", "-180", "180", "179.99", "-179.99", "14"])
+valid_latitudes = st.sampled_from(
+    ["38.115556", "37.502669", "0", "85.05112878", "-85.05112878", "84.9", "-70", "38"]
+)
+longitudes = weighted(valid_longitudes, st.sampled_from(["181", "abc", "nan", "-180.5"]), ratio=12)
+latitudes = weighted(valid_latitudes, st.sampled_from(["86", "abc", "-90"]), ratio=12)
+units = weighted(st.sampled_from(["m", "km", "mi", "ft", "KM"]), st.just("yd"), 8)
+geo_sizes = weighted(
+    st.sampled_from(["0", "1", "100", "200", "1000", "5000", "20000", "0.5"]),
+    st.sampled_from(["-1", "abc"]),
+    8,
+)
+geo_center = st.one_of(cmd("FROMMEMBER", members), cmd("FROMLONLAT", longitudes, latitudes))
+geo_shape = st.one_of(cmd("BYRADIUS", geo_sizes, units), cmd("BYBOX", geo_sizes, geo_sizes, units))
+geo_options = options(
+    "WITHCOORD",
+    "WITHDIST",
+    "WITHHASH",
+    "ASC",
+    "DESC",
+    ("COUNT", weighted(st.sampled_from(["1", "2", "3"]), ints)),
+    "ANY",
+)
+geo_radius_options = options(
+    "WITHDIST",
+    "ASC",
+    "DESC",
+    ("COUNT", st.sampled_from(["1", "2", "3"])),
+    "ANY",
+    ("STORE", any_key),
+    ("STOREDIST", any_key),
+)
+GEO = family(
+    ("geoadd", cmd("GEOADD", zkeys, options("NX", "XX", "CH", high=2), some(st.tuples(longitudes, latitudes, members)))),
+    ("geodist", cmd("GEODIST", zkeys, members, members, options(units, high=1))),
+    ("geopos", cmd("GEOPOS", zkeys, some(members))),
+    ("geohash", cmd("GEOHASH", zkeys, some(members))),
+    ("geosearch", cmd("GEOSEARCH", zkeys, geo_center, geo_shape, geo_options)),
+    ("geosearchstore", cmd("GEOSEARCHSTORE", any_key, zkeys, geo_center, geo_shape, options("ASC", "DESC", ("COUNT", st.sampled_from(["1", "2"])), "STOREDIST", high=2))),
+    ("georadius", cmd("GEORADIUS", zkeys, longitudes, latitudes, geo_sizes, units, geo_radius_options)),
+    ("georadius_ro", cmd("GEORADIUS_RO", zkeys, longitudes, latitudes, geo_sizes, units, geo_options)),
+    ("georadiusbymember", cmd("GEORADIUSBYMEMBER", zkeys, members, geo_sizes, units, geo_radius_options)),
+    ("georadiusbymember_ro", cmd("GEORADIUSBYMEMBER_RO", zkeys, members, geo_sizes, units, geo_options)),
+)  # fmt: skip
+
 # HyperLogLog and bitmaps (strings in formats of their own: a home key each) ---------------
 
 hll_keys = keys_for("k4")
@@ -543,6 +590,7 @@ SEED = pick(
         cmd("RPUSH", any_key, some(elements, 1, 6)),
         cmd("SADD", any_key, some(set_members, 1, 6)),
         cmd("ZADD", any_key, some(st.tuples(valid_scores, members), 1, 6)),
+        cmd("GEOADD", zkeys, some(st.tuples(valid_longitudes, valid_latitudes, members), 1, 6)),
     ]
 )
 
@@ -555,11 +603,11 @@ SOON = pick(
     ]
 )
 
-FAMILIES = {"strings": STRINGS, "keys": KEYS, "hashes": HASHES, "lists": LISTS, "sets": SETS, "zsets": ZSETS, "hyperloglog": HYPERLOGLOG, "bitmaps": BITMAPS}  # fmt: skip
+FAMILIES = {"strings": STRINGS, "keys": KEYS, "hashes": HASHES, "lists": LISTS, "sets": SETS, "zsets": ZSETS, "geo": GEO, "hyperloglog": HYPERLOGLOG, "bitmaps": BITMAPS}  # fmt: skip
 #: Commands that add elements are drawn this many times as often as the others: without the
 #: bias the many commands that remove (ZREMRANGEBY*, *STORE of empty results...) keep the
 #: collections empty.
-GROWERS = {"set": 4, "mset": 2, "append": 2, "hset": 4, "lpush": 4, "rpush": 4, "linsert": 2, "sadd": 4, "zadd": 6, "zincrby": 2, "pfadd": 2, "setbit": 2}  # fmt: skip
+GROWERS = {"set": 4, "mset": 2, "append": 2, "hset": 4, "lpush": 4, "rpush": 4, "linsert": 2, "sadd": 4, "zadd": 6, "zincrby": 2, "geoadd": 3, "pfadd": 2, "setbit": 2}  # fmt: skip
 
 
 def implemented(entries: dict[str, Strategy[Command]]) -> list[Strategy[Command]]:
@@ -898,6 +946,11 @@ class EngineMatchesRedis(RuleBasedStateMachine):
     @precondition(lambda self: bool(implemented(ZSETS)))
     @rule(command=family_strategy(ZSETS))
     def zsets(self, command: Command) -> None:
+        self.check(command)
+
+    @precondition(lambda self: bool(implemented(GEO)))
+    @rule(command=family_strategy(GEO))
+    def geo(self, command: Command) -> None:
         self.check(command)
 
     @precondition(lambda self: bool(implemented(HYPERLOGLOG)))
