@@ -40,7 +40,7 @@ import secrets
 import socket
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING
 
 from kvgate.engine.glob import glob_match
@@ -213,10 +213,12 @@ _sender_lock = threading.Lock()
 _sender: socket.socket | None = None
 
 
-def wake(addresses: Iterable[bytes]) -> None:
+def wake(addresses: Collection[bytes]) -> None:
     """After a commit: nudge each listener that has messages (best effort, never blocks;
     a listener that misses one finds the messages at its next poll)."""
     global _sender
+    if not addresses:  # most commits published nothing
+        return
     with _sender_lock:
         if _sender is None:
             _sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
