@@ -664,3 +664,49 @@ def test_big_entries(engine: EngineClient) -> None:
         assert engine("XLEN", "s") == 1
     else:
         assert reply == b"2-1"
+
+
+def test_reads_over_several_streams_and_limited_trims(oracle: Oracle, engine: EngineClient) -> None:
+    assert_same(
+        oracle,
+        engine,
+        [
+            *fill(5),
+            *fill(3, "t", start=10),
+            ["XGROUP", "CREATE", "s", "g", "0"],
+            ["XGROUP", "CREATE", "t", "g", "$"],
+            ["XREADGROUP", "GROUP", "g", "c", "COUNT", "2", "STREAMS", "s", "t", ">", ">"],
+            ["XADD", "t", "20-1", "f", "v"],
+            ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "t", ">", ">"],
+            ["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", "t", "0", "0"],
+            ["XREAD", "COUNT", "1", "STREAMS", "s", "t", "s", "0", "0", "3"],
+            *fill(300, "m"),
+            ["XTRIM", "m", "MINID", "~", "260", "LIMIT", "100"],
+            ["XTRIM", "m", "MINID", "~", "260", "LIMIT", "250"],
+            ["XADD", "m", "MINID", "~", "290", "LIMIT", "10", "400-1", "f", "v"],
+            ["XADD", "m", "MAXLEN", "=", "3", "401-1", "f", "v"],
+            ["XINFO", "STREAM", "m"],
+        ],
+    )
+
+
+def test_xclaim_idle_and_time_set_the_delivery_time(oracle: Oracle, engine: EngineClient) -> None:
+    """Idle times differ by the instants the two servers ran at: compared within 2 s."""
+    setup = [*groups_setup(), ["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"]]
+    assert_same(oracle, engine, setup)
+    now_ms = int(oracle("TIME")[0]) * 1000  # type: ignore[index,arg-type]
+    claims = [
+        ["XCLAIM", "s", "g", "bob", "0", "1-1", "IDLE", "500000", "JUSTID"],
+        ["XCLAIM", "s", "g", "bob", "0", "2-1", "TIME", str(now_ms - 300000), "JUSTID"],
+        ["XCLAIM", "s", "g", "bob", "0", "3-1", "TIME", str(now_ms + 900000), "JUSTID"],
+        ["XCLAIM", "s", "g", "bob", "400000", "1-1", "2-1", "3-1", "JUSTID"],
+        ["XAUTOCLAIM", "s", "g", "carol", "250000", "0", "JUSTID"],
+    ]
+    assert_same(oracle, engine, claims)
+    expected, actual = (
+        oracle("XPENDING", "s", "g", "-", "+", "10"),
+        engine("XPENDING", "s", "g", "-", "+", "10"),
+    )
+    assert _masked_rows(expected) == _masked_rows(actual)
+    for want, got in zip(expected, actual, strict=True):  # type: ignore[arg-type]
+        assert abs(want[2] - got[2]) < 2000, (want, got)  # type: ignore[index]
