@@ -96,7 +96,8 @@ def _squash(v: int) -> int:
 #: The even bits of every 16-bit chunk packed into 8: four lookups squash 52 bits, where
 #: the shifts and masks above take ten big-integer operations (a search decodes every
 #: member of nine cells).
-_SQUASH16 = [_squash(v) for v in range(1 << 16)]
+_SQUASH8 = [_squash(v) for v in range(1 << 8)]
+_SQUASH16 = [_SQUASH8[v & 0xFF] | _SQUASH8[v >> 8] << 4 for v in range(1 << 16)]
 
 
 def _squash52(v: int) -> int:
