@@ -287,6 +287,12 @@ STREAM_IDS_NUMIDS = "ERR Number of IDs must be a positive integer"
 STREAM_IDS_MISMATCH = "ERR The `numids` parameter must match the number of arguments"
 
 
+def block_in_script(command: str) -> str:
+    """XREAD/XREADGROUP with BLOCK: the gateway refuses the option, so only a script's
+    ``redis.call`` brings it to the engine, and this is what Redis answers there."""
+    return _clean(f"ERR {command} command is not allowed with BLOCK option from scripts")
+
+
 def min_idle_invalid(command: str) -> str:
     return f"ERR Invalid min-idle-time argument for {command}"
 

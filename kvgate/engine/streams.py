@@ -52,6 +52,7 @@ from kvgate.error_texts import (
     XSETID_BELOW_TOP,
     XSETID_ENTRIES_ADDED_SMALL,
     XTRIM_WITHOUT_STRATEGY,
+    block_in_script,
     wrong_arity,
 )
 from kvgate.errors import ReplyError
@@ -494,7 +495,6 @@ class ReadArgs:
     group: bytes | None
     consumer: bytes | None
     noack: bool
-    block: bool
 
 
 def parse_read(args: Args, group_cmd: bool) -> ReadArgs:
@@ -506,16 +506,14 @@ def parse_read(args: Args, group_cmd: bool) -> ReadArgs:
         XREADGROUP_NO_GROUP_OPTION,
     )
 
-    count, streams_at, noack, block = 0, 0, False, False
+    count, streams_at, noack = 0, 0, False
     group = consumer = None
     i = 1
     while i < len(args):
         more = len(args) - i - 1
         opt = args[i].upper()
         if opt == b"BLOCK" and more:
-            i += 1
-            parse_int(args[i])
-            block = True
+            raise ReplyError(block_in_script(args[0].decode("utf-8", "replace")))
         elif opt == b"COUNT" and more:
             i += 1
             count = max(parse_int(args[i]), 0)
@@ -542,7 +540,7 @@ def parse_read(args: Args, group_cmd: bool) -> ReadArgs:
         raise ReplyError(XREADGROUP_NO_GROUP_OPTION)
     n = (len(args) - streams_at) // 2
     keys = list(args[streams_at : streams_at + n])
-    return ReadArgs(count, keys, list(args[streams_at + n :]), group, consumer, noack, block)
+    return ReadArgs(count, keys, list(args[streams_at + n :]), group, consumer, noack)
 
 
 @command("xread")
@@ -568,5 +566,4 @@ def xread(t: Txn, args: Args) -> Reply:
             continue
         start = incr_id(gt) or MIN_ID
         out.append([name, [entry_reply(sid, f) for sid, f in s.entries(t, start, MAX_ID, r.count)]])
-    # BLOCK where blocking is not possible (a script, a transaction) acts as a timeout
     return out or None
