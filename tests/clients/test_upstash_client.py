@@ -961,6 +961,7 @@ def test_js_client_end_to_end(gate: KvgateServer, redis: Redis) -> None:
         "KVGATE_TOKEN": RW,
         "KVGATE_RO_TOKEN": RO,
         "KVGATE_DOCUMENTS": documents,
+        "KVGATE_ENGINE": "1" if documents == "full" else "0",
     }
     proc = subprocess.run(
         [node, str(JS_DIR / "e2e.mjs")], capture_output=True, text=True, timeout=60, env=env
