@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiobotocore  # noqa: F401  (the [dynamodb] extra: without it the URL is a config error)
+
 from kvgate import error_texts
 from kvgate.adapters import dynamodb_bigwrite as bigwrite
 from kvgate.adapters import dynamodb_items as items

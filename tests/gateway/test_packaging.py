@@ -29,7 +29,7 @@ BLOCKED = """
 import importlib.abc, sys
 class Missing(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("aiobotocore", "botocore", "msgpack", "fakeredis"):
+        if name.split(".")[0] in ("aiobotocore", "botocore", "fakeredis"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Missing())
 import asyncio
@@ -43,7 +43,7 @@ async def main(url):
     print(await database.run_one([b"SET", b"k", b"v"], database.authenticate("t")))
     await gateway.close()
 asyncio.run(main(sys.argv[1]))
-for url in ("dynamodb://t?region=x", "fakeredis://"):
+for url in ("dynamodb://table?region=x", "fakeredis://"):
     try:
         from_options({"backend": url})
     except ConfigError as exc:
@@ -52,7 +52,7 @@ for url in ("dynamodb://t?region=x", "fakeredis://"):
 
 
 def test_the_default_backend_runs_without_the_extras(tmp_path: Path) -> None:
-    """Without aiobotocore, msgpack and fakeredis (the [dynamodb] and [fakeredis] extras)
+    """Without aiobotocore and fakeredis (the [dynamodb] and [fakeredis] extras)
     SQLite serves; asking for those backends is one clear configuration error."""
     proc = subprocess.run(
         [sys.executable, "-c", BLOCKED, f"sqlite:///{tmp_path}/k.db"],
@@ -67,6 +67,4 @@ def test_the_default_backend_runs_without_the_extras(tmp_path: Path) -> None:
     assert "pip install 'kvgate[fakeredis]'" in lines[2]
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert any(d.startswith("kvgate[dynamodb,fakeredis]") for d in extras["test"])
-    assert not any(
-        d.startswith(("aiobotocore", "fakeredis", "msgpack")) for d in PYPROJECT["project"]["dependencies"]
-    )
+    assert not any(d.startswith(("aiobotocore", "fakeredis")) for d in PYPROJECT["project"]["dependencies"])
