@@ -27,7 +27,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +43,8 @@ from bench.run import (
     free_ports,
     http_request,
     redis_command,
+    report_ratios,
+    run_in_tempdir,
     services,
     start_kvgate,
     wait_until,
@@ -161,28 +162,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                         commands_per_request=per_request,
                     )
                 )
-    return report(results)
-
-
-def report(results: list[Result]) -> int:
-    by = {(r.target, r.test): r for r in results}
-    print(
-        f"\n  {'test':<16} {'redis+json cmd/s':>17} {'sqlite cmd/s':>13} {'ratio':>7} {'target':>8}   p99 ms (r/s)"
-    )
-    failed = False
-    for test in [*SINGLE, "pipeline100"]:
-        redis, sqlite = by[("redis+json", test)], by[("sqlite", test)]
-        failed |= not (redis.valid and sqlite.valid)
-        ratio = sqlite.commands_per_s / redis.commands_per_s if redis.commands_per_s else float("nan")
-        p99 = f"{redis.p99_ms or float('nan'):.1f} / {sqlite.p99_ms or float('nan'):.1f}"
-        print(
-            f"  {test:<16} {redis.commands_per_s:>17,.0f} {sqlite.commands_per_s:>13,.0f} "
-            f"{ratio:>6.2f}x {'>= ' + str(TARGET_RATIO) + 'x':>8}   {p99}"
-        )
-    for r in results:
-        if not r.valid:
-            print(f"  !! {r.target} {r.test}: {r.error_summary()}")
-    return 1 if failed else 0
+    return report_ratios(results, "redis+json", "sqlite", [*SINGLE, "pipeline100"], TARGET_RATIO)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -192,13 +172,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="kvgate-documents-") as tmp:
-        try:
-            return run(args, Path(tmp))
-        except BenchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    return run_in_tempdir("kvgate-documents-", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -518,6 +518,46 @@ end
     )
 
 
+def report_ratios(
+    results: list[Result], baseline: str, candidate: str, tests: Sequence[str], target: float
+) -> int:
+    """A table of commands/s, ``candidate`` / ``baseline`` and ``target`` per test (printed,
+    never asserted), then any invalid run; 1 when a run was invalid."""
+    by = {(r.target, r.test): r for r in results}
+    width = max(len(t) for t in tests)
+    print(
+        f"\n  {'test':<{width}} {baseline + ' cmd/s':>17} {candidate + ' cmd/s':>13} {'ratio':>7} {'target':>8}"
+        "   p99 ms"
+    )
+    failed = False
+    for test in tests:
+        base, cand = by[(baseline, test)], by[(candidate, test)]
+        failed |= not (base.valid and cand.valid)
+        ratio = cand.commands_per_s / base.commands_per_s if base.commands_per_s else float("nan")
+        p99 = f"{base.p99_ms or float('nan'):.1f} / {cand.p99_ms or float('nan'):.1f}"
+        print(
+            f"  {test:<{width}} {base.commands_per_s:>17,.0f} {cand.commands_per_s:>13,.0f} "
+            f"{ratio:>6.2f}x {'>= ' + str(target) + 'x':>8}   {p99}"
+        )
+    for r in results:
+        if not r.valid:
+            print(f"  !! {r.target} {r.test}: {r.error_summary()}")
+    return 1 if failed else 0
+
+
+def run_in_tempdir(
+    prefix: str, run: Callable[[argparse.Namespace, Path], int], args: argparse.Namespace
+) -> int:
+    """``run(args, tmp)`` in a new temporary directory; a :class:`BenchError` is one line
+    on stderr and exit status 1."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        try:
+            return run(args, Path(tmp))
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+
 @dataclass
 class HttpTarget:
     name: str

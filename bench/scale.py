@@ -33,7 +33,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from bench.run import (
     Service,
     busy_before,
     free_ports,
+    run_in_tempdir,
     services,
     start_kvgate,
     start_redis,
@@ -391,13 +391,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="kvgate-scale-") as tmp:
-        try:
-            return run(args, Path(tmp))
-        except BenchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+    return run_in_tempdir("kvgate-scale-", run, parse_args(argv))
 
 
 if __name__ == "__main__":
