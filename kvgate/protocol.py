@@ -72,14 +72,24 @@ def _quick_loads(body: bytes) -> Any:
 
 
 def _strings(value: Any) -> Args | None:
-    """A command read by :func:`_quick_loads` whose arguments are all strings, encoded;
-    None otherwise (a number, an object: read again, numbers as written)."""
+    """A command read by :func:`_quick_loads` whose arguments are strings or integers
+    (``["INCRBY","k",5]``, as the JavaScript client sends it), encoded; None otherwise (a
+    double, 0, an object: read again, numbers as written)."""
     if type(value) is not list or not value:
         return None
     try:
         return [v.encode() for v in value]
     except AttributeError:
-        return None
+        pass
+    args: Args = []
+    for v in value:
+        if type(v) is str:
+            args.append(v.encode())
+        elif type(v) is int and v:  # an integer's text is its literal; 0 may have been -0
+            args.append(str(v).encode())
+        else:
+            return None
+    return args
 
 
 def _loads(body: bytes) -> Any:

@@ -494,6 +494,10 @@ BODIES = [
     b'["SET","s","\\ud800"]',  # a lone surrogate: orjson refuses it, json.loads keeps it
     b'  ["GET", "k"]  ',
     b'[["SET","k","v"],["INCRBY","n",2]]',
+    b'["SET","z",0]',
+    b'["SET","z",-0]',
+    b'["SET","big",-123456789012345678901234567890]',
+    b'["SETBIT","b",7,true]',
     b'[["GET","k"],"GET"]',
     b"[[]]",
     b"[]",
