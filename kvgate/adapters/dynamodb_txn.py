@@ -212,7 +212,8 @@ class SnapshotTxn(Txn):
         self._entry(new_name)  # its version token is needed to replace it
         entry = self._live(key)
         moved = Entry(Key(new_name, key.type, key.expire_at, key.value), dict(self._members(key)))
-        moved.field_expiry = earliest_expiry(moved.members.values())  # a hash's fields keep theirs
+        if key.type is KeyType.HASH:  # a hash's fields keep their expiries
+            moved.field_expiry = earliest_expiry(moved.members.values())
         self.entries[key.name] = None
         self._changed(key.name)
         self.entries[new_name] = moved
@@ -224,7 +225,8 @@ class SnapshotTxn(Txn):
         self._entry(new_name)
         dest = Key(new_name, key.type, key.expire_at, key.value)
         members = dict(self._members(key))
-        self.entries[new_name] = Entry(dest, members, field_expiry=earliest_expiry(members.values()))
+        expiry = earliest_expiry(members.values()) if key.type is KeyType.HASH else None
+        self.entries[new_name] = Entry(dest, members, field_expiry=expiry)
         self._changed(new_name)
         return dest
 

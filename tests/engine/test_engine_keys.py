@@ -484,6 +484,24 @@ def test_rename(oracle: Oracle, engine: EngineClient) -> None:
     assert_contents(oracle, engine, "hash2", "other_set", "zset", "list", b"\x00\xff", *names)
 
 
+def test_rename_and_copy_keep_infinite_scores(oracle: Oracle, engine: EngineClient) -> None:
+    # A sorted set's scores are not hash-field expiries: +inf, -inf and 0 move as they are
+    # (DynamoDB once read +inf as a field expiry and failed: found by the Hypothesis machine).
+    assert_same(
+        oracle,
+        engine,
+        [
+            ["ZADD", "z", "inf", "a", "-inf", "b", "0", "c", "1.5", "d"],
+            ["HSET", "h", "f", "v"],
+            ["RENAME", "z", "h"],
+            ["COPY", "h", "z2"],
+            ["ZRANGE", "h", "0", "-1", "WITHSCORES"],
+            ["ZRANGE", "z2", "0", "-1", "WITHSCORES"],
+        ],
+    )
+    assert_contents(oracle, engine, "h", "z2")
+
+
 def test_rename_onto_expired(oracle: Oracle, engine: EngineClient) -> None:
     seed(oracle, engine, "src", KeyType.LIST, ["a", "b"])
     seed(oracle, engine, "dst", KeyType.HASH, [("f", "v")])
