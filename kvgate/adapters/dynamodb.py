@@ -1,13 +1,15 @@
 """DynamoDB backend (``dynamodb://<table>?region=..&endpoint_url=..``): kvgate's engine
 over a table, through one long-lived aiobotocore client per database.
 
-Every command (a run of reads in a pipeline, a whole ``/multi-exec``) is one optimistic
-unit (see :mod:`kvgate.adapters.dynamodb_txn`): strongly consistent reads of its keys,
-the engine in memory, then one conditional write, or one ``TransactWriteItems`` with
-version checks on everything the unit read.  A failed condition means another writer
-won; the unit runs again on fresh data, so a command applies exactly once, atomically,
-whichever kvgate process runs it.  ``INCR``/``INCRBY``/``DECR``/``DECRBY`` on an integer
-are one ``UpdateItem ... ADD`` instead.
+Every command (a run of reads in a pipeline, a pipeline's consecutive writes on up to 100
+keys, a whole ``/multi-exec``) is one optimistic unit (see
+:mod:`kvgate.adapters.dynamodb_txn`): strongly consistent reads of its keys, in one
+``BatchGetItem`` or ``TransactGetItems``, the engine in memory, then one conditional
+write, or one ``TransactWriteItems`` with version checks on everything the unit read.
+A failed condition means another writer won; the unit runs again on fresh data, so a
+command applies exactly once, atomically, whichever kvgate process runs it.  A lone
+``INCR``/``INCRBY``/``DECR``/``DECRBY`` on an integer is one ``UpdateItem ... ADD``
+instead.
 
 A write whose outcome is unknown (the connection broke after the request left) is never
 retried: the client gets a 503 saying so, as with a Redis connection lost mid-command.
@@ -18,6 +20,7 @@ answers before applying anything, are retried here with backoff.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import hashlib
@@ -27,7 +30,7 @@ import random
 import re
 import struct
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,6 +62,7 @@ from kvgate.engine import Engine, command_table
 from kvgate.engine.pubsub import Deliver, LocalHub
 from kvgate.engine.scripting import Scripting
 from kvgate.engine.storage import Key, KeyType, Member
+from kvgate.engine.strings import set_reads_first
 from kvgate.errors import (
     BackendError,
     BackendOverloaded,
@@ -91,6 +95,9 @@ _RETRYABLE = frozenset(
 )
 _TOO_LARGE = re.compile(r"size|too large", re.IGNORECASE)  # DynamoDB's texts for its limits
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+#: Commands that run as a unit of their own in a pipeline: scripts (their keys are only
+#: what they declare) and FLUSHDB/FLUSHALL (which write unconditionally).
+_SOLO = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "flushdb", "flushall"})
 _INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
 #: The command a DynamoDB call is made for (a label of the capacity metric).
 CAPACITY_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("dynamodb_command", default="other")
@@ -340,43 +347,106 @@ class DynamoBackend(Backend):
             self._inflight -= 1
 
     async def _execute(self, commands: list[Args]) -> list[Reply]:
-        """In order, not atomically: a run of reads shares one snapshot, each write is its
-        own unit.  When DynamoDB fails partway, what was applied stays applied, so the
-        failure is answered in the failed command's slot (and the commands after it are
-        not run) instead of failing the whole request as if nothing had been done."""
+        """In order, not atomically, in as few units as DynamoDB's limits allow (see
+        :meth:`_parts`): a run of reads shares one snapshot; consecutive writes, with the
+        reads between them, share one unit and one ``TransactWriteItems``.  A part that
+        DynamoDB's limits refuse wrote nothing, so it runs again in halves, down to the
+        one command whose slot answers the refusal.  When DynamoDB fails partway, what
+        was applied stays applied, so the failure is answered in the failed part's slots
+        (and the commands after it are not run) instead of failing the whole request as
+        if nothing had been done."""
         replies: list[Reply] = []
         wrote = False
-        i = 0
-        while i < len(commands):
-            j = i + 1
-            writable = not self.engine.is_read(commands[i])
-            if not writable:
-                while j < len(commands) and self.engine.is_read(commands[j]):
-                    j += 1
+        parts = collections.deque(self._parts(commands))
+        while parts:
+            part, writable = parts.popleft()
             try:
-                replies += await self._run_part(commands[i:j], writable)
+                replies += await self._run_part(part, writable)
+            except _Refused as exc:
+                if len(part) == 1 or not writable:
+                    replies += [ReplyError(exc.message)] * len(part)
+                    continue
+                half = len(part) // 2
+                parts.extendleft(reversed([(part[:half], True), (part[half:], True)]))
+                continue
             except BackendError as exc:
                 if not wrote:
                     raise  # nothing applied: the request as a whole failed
-                replies += [ReplyError(exc.message)] * (j - i)
-                skipped = len(commands) - j
+                replies += [ReplyError(exc.message)] * len(part)
+                skipped = len(commands) - len(replies)
                 replies += [ReplyError(error_texts.not_run_after_failure(exc.message))] * skipped
                 return replies
             wrote = wrote or writable
-            i = j
         return replies
 
+    def _parts(self, commands: list[Args]) -> Iterator[tuple[list[Args], bool]]:
+        """A pipeline cut into units: (commands, whether the unit writes).  A write part
+        takes the writes after it, and the reads between them, while their keys fit one
+        ``TransactWriteItems`` (:data:`MAX_TRANSACTION_ITEMS`); reads left at the end
+        are a read part of their own (a write unit would have to check them).  Commands
+        whose keys the table cannot tell in advance (scripts, FLUSHDB, keyspace reads)
+        stay parts of their own."""
+        n, i = len(commands), 0
+        while i < n:
+            if self.engine.is_read(commands[i]):
+                j = i + 1
+                while j < n and self.engine.is_read(commands[j]):
+                    j += 1
+                yield commands[i:j], False
+                i = j
+                continue
+            keys = self._batch_keys(commands[i])
+            j = i + 1
+            while keys is not None and j < n:
+                taken = set(keys)
+                k = j
+                while k < n and self.engine.is_read(commands[k]):
+                    more = self._batch_keys(commands[k])
+                    if more is None:
+                        break
+                    taken.update(more)
+                    k += 1
+                if k == n:
+                    break  # only reads left
+                more = self._batch_keys(commands[k])
+                if more is None:
+                    break
+                taken.update(more)
+                if len(taken) > MAX_TRANSACTION_ITEMS:
+                    break
+                keys, j = taken, k + 1
+            yield commands[i:j], True
+            i = j
+
+    def _batch_keys(self, args: Args) -> set[bytes] | None:
+        """The keys a command touches, when the command table can tell them in advance
+        and the command may share a unit with others; None when it may not."""
+        command = self.commands.get(args[0].lower().decode("utf-8", "replace"))
+        if command is None or command.name in _SOLO:
+            return None
+        if command.subcommands and len(args) > 1:
+            command = command.subcommands.get(args[1].lower())
+            if command is None:
+                return None
+        try:
+            keys = set(command.keys(args))
+        except Exception:  # malformed numkeys: the engine says so, alone
+            return None
+        return keys or None
+
     async def _run_part(self, commands: list[Args], writable: bool) -> list[Reply]:
-        """A run of reads, or one write."""
+        """A run of reads, or writes (with the reads between them) as one unit."""
         CAPACITY_LABEL.set(self._label(commands[0]) if len(commands) == 1 else "pipeline")
-        if writable:
+        if writable and len(commands) == 1:
             incr = self._as_increment(commands[0])
             if incr is not None:
                 reply = await self._increment(*incr)
                 if reply is not None:
                     return [reply]
+        if writable:
+            return await self._unit(commands, writable=True)  # refused: the caller splits it
         try:
-            return await self._unit(commands, writable=writable)
+            return await self._unit(commands, writable=False)
         except _Refused as exc:
             return [ReplyError(exc.message)] * len(commands)
 
@@ -458,8 +528,8 @@ class DynamoBackend(Backend):
             if command is None:
                 continue
             name = command.name
-            if command.blind_write:
-                continue  # written without being read (SET's options that read: fetched on demand)
+            if command.blind_write and not (name == "set" and set_reads_first(args)):
+                continue  # written without being read
             with contextlib.suppress(Exception):  # malformed numkeys: the engine says so
                 for key in command.keys(args):
                     if len(key) <= MAX_KEY_NAME_BYTES:
@@ -693,10 +763,8 @@ class DynamoBackend(Backend):
             except _Refused:
                 pass  # over 4 MB together: read them one batch at a time (not one snapshot)
         found: dict[bytes, dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            pending: list[dict[str, Any]] = [
-                items.own_key(k) for k in dict.fromkeys(keys[start : start + 100])
-            ]
+
+        async def batch(pending: list[dict[str, Any]]) -> None:
             delay = 0.005
             while pending:
                 r = await self._call(
@@ -709,6 +777,10 @@ class DynamoBackend(Backend):
                 if pending:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.5)
+
+        unique = [items.own_key(k) for k in dict.fromkeys(keys)]
+        # BatchGetItem takes 100 keys: the batches go out together, none waits on another
+        await asyncio.gather(*(batch(unique[i : i + 100]) for i in range(0, len(unique), 100)))
         return found
 
     async def _scan(self, **kwargs: Any) -> Any:

@@ -120,6 +120,12 @@ def _expire_at(t: Txn, raw: bytes, seconds: bool, relative: bool, name: str) -> 
 _LOOKS_FIRST = frozenset((b"NX", b"XX", b"GET", b"KEEPTTL"))
 
 
+def set_reads_first(args: Args) -> bool:
+    """Whether ``SET`` with these arguments reads its key (NX, XX, GET, KEEPTTL), so a
+    store that skips reading blind writes should read it first after all."""
+    return any(a.upper() in _LOOKS_FIRST for a in args[3:])
+
+
 @command("set")
 def set_(t: Txn, args: Args) -> Reply:
     opts = _parse_options(args, for_set=True)

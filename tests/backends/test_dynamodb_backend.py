@@ -97,8 +97,8 @@ def backend_of(api: Api) -> DynamoBackend:
 
 
 async def test_two_processes_on_one_table_lose_no_increment(table_url: str) -> None:
-    """INCR takes the UpdateItem ADD path in a pipeline and the optimistic path inside
-    /multi-exec; HINCRBY is always optimistic.  Every acknowledged increment is counted
+    """A lone INCR takes the UpdateItem ADD path; in a pipeline beside HINCRBY, and inside
+    /multi-exec, both are one optimistic unit.  Every acknowledged increment is counted
     once: the replies are exactly 1..N and the final values are N."""
     url = table_url
     servers = [KvgateServer("--backend", url, "--token", RW).start() for _ in range(2)]
@@ -117,25 +117,36 @@ async def test_two_processes_on_one_table_lose_no_increment(table_url: str) -> N
                         status, body = await post(
                             session, base + "/multi-exec", [["INCR", "n"], ["HINCRBY", "h", "f", "1"]]
                         )
-                    else:
-                        # HINCRBY first: when it gives up (503), the INCR after it never ran,
-                        # so a 503 means nothing of the request was applied
-                        kind = "pipeline"
+                    elif (t + i) % 3 == 1:
+                        kind = "pipeline"  # one unit: a 503 means nothing of it was applied
                         status, body = await post(
                             session, base + "/pipeline", [["HINCRBY", "h", "f", "1"], ["INCR", "n"]]
                         )
+                        body = body[::-1] if status == 200 else body
+                    else:
+                        kind = "single"  # INCR alone: UpdateItem ADD
+                        status, body = await post(session, base, ["INCR", "n"])
+                        if status == 200:  # then HINCRBY alone, until it is applied
+                            body = [body]
+                            while True:
+                                hstatus, hincr = await post(session, base, ["HINCRBY", "h", "f", "1"])
+                                if hstatus == 200:
+                                    body.append(hincr)
+                                    break
+                                assert "too many concurrent writers" in hincr["error"], hincr
+                                overloaded["single HINCRBY retried"] += 1
                     if status == 503 and "too many concurrent writers" in body.get("error", ""):
                         overloaded[kind] += 1  # documented as not applied
                         continue
                     assert status == 200, (kind, status, body)
                     assert all(set(r) == {"result"} for r in body), body
-                    n, f = (body[0], body[1]) if kind == "multi-exec" else (body[1], body[0])
-                    n_seen.append(int(n["result"]))
-                    f_seen.append(f["result"])
+                    n_seen.append(int(body[0]["result"]))
+                    f_seen.append(body[1]["result"])
 
             await asyncio.gather(*(worker(t) for t in range(tasks)))
             acked = len(n_seen)
-            assert acked == tasks * per_task - sum(overloaded.values())
+            gave_up = sum(n for kind, n in overloaded.items() if kind != "single HINCRBY retried")
+            assert acked == tasks * per_task - gave_up
             assert sorted(n_seen) == list(range(1, acked + 1)), "two increments saw the same value"
             assert sorted(f_seen) == list(range(1, acked + 1)), "two increments saw the same value"
             for server in servers:
@@ -147,7 +158,6 @@ async def test_two_processes_on_one_table_lose_no_increment(table_url: str) -> N
     # A 503 "too many concurrent writers" is allowed (and counted above as not applied):
     # a /multi-exec reading the counter that the pipelines' ADDs keep changing can lose
     # every race.  Measured: 1 to 5 of 640 requests; say how many, and bound it.
-    gave_up = sum(overloaded.values())
     if gave_up:
         warnings.warn(f"{gave_up} requests gave up on conflicts (503): {dict(overloaded)}", stacklevel=1)
     assert gave_up <= tasks * per_task // 10, dict(overloaded)
@@ -164,14 +174,13 @@ async def test_concurrent_hincrby_in_one_process(ddb_api: Api) -> None:
 async def test_a_pipeline_answered_503_did_not_apply_what_it_says_it_did_not(
     ddb_api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A /pipeline runs its writes one unit at a time.  When a later one gives up on
-    conflicts ("503 ... the command was not applied, retry later"), the earlier ones must
-    not have been applied, or the answer must not say so: a client retrying the pipeline
-    would apply them twice."""
+    """A /pipeline whose parts are separate units (a script is always a unit of its own):
+    when a later one gives up on conflicts ("503 ... the command was not applied, retry
+    later"), the earlier ones must not have been applied, or the answer must not say so:
+    a client retrying the pipeline would apply them twice."""
     monkeypatch.setattr(dynamodb_backend, "MAX_CONFLICT_RETRIES", 0)  # a lost race gives up at once
-    replies = await asyncio.gather(
-        *(ddb_api.pipeline(["INCR", "a"], ["HINCRBY", "h", "f", "1"]) for _ in range(20))
-    )
+    hincrby = ["EVAL", "return redis.call('HINCRBY', KEYS[1], 'f', 1)", "1", "h"]
+    replies = await asyncio.gather(*(ddb_api.pipeline(["INCR", "a"], hincrby) for _ in range(20)))
     assert backend_of(ddb_api).conflicts > 0  # some HINCRBY did lose its race
     acked = sum(1 for status, body in replies if status == 200 and "result" in body[0])
     disowned = sum(
@@ -188,6 +197,59 @@ async def test_a_pipeline_answered_503_did_not_apply_what_it_says_it_did_not(
         f"INCR a applied {applied} times; {acked} pipelines acknowledged it, "
         f"{disowned} answered that nothing was applied: {replies[:3]}"
     )
+
+
+# --- pipelines in few calls -------------------------------------------------------------
+
+
+@pytest.fixture
+def calls(ddb_api: Api, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The DynamoDB calls the backend makes, by operation (still made, to DynamoDB Local)."""
+    backend = backend_of(ddb_api)
+    made: Counter[str] = Counter()
+    send = backend._send
+
+    async def counted(method: Any, kwargs: dict[str, Any], write: bool) -> Any:
+        made[method.__name__] += 1
+        return await send(method, kwargs, write)
+
+    monkeypatch.setattr(backend, "_send", counted)
+    return made
+
+
+async def test_a_pipeline_of_writes_is_a_few_transactions(ddb_api: Api, calls: Counter[str]) -> None:
+    n = 250
+    status, body = await ddb_api.pipeline(*(["SET", f"k{i}", f"v{i}"] for i in range(n)))
+    assert (status, body) == (200, [{"result": "OK"}] * n)
+    assert calls == {"transact_write_items": 3}, calls  # 100 keys per TransactWriteItems
+
+    calls.clear()
+    status, body = await ddb_api.pipeline(*(["GET", f"k{i}"] for i in range(n)))
+    assert (status, body) == (200, [{"result": f"v{i}"} for i in range(n)])
+    assert calls == {"batch_get_item": 3}, calls  # sent together, not one after another
+
+    # writes that read, with reads between them: one read of their keys, one write
+    calls.clear()
+    commands = [c for i in range(50) for c in (["INCR", f"n{i}"], ["GET", f"k{i}"], ["APPEND", f"k{i}", "+"])]
+    status, body = await ddb_api.pipeline(*commands)
+    assert status == 200
+    assert body == [r for i in range(50) for r in ({"result": 1}, {"result": f"v{i}"}, {"result": len(f"v{i}+")})]
+    assert calls == {"batch_get_item": 1, "transact_write_items": 1}, calls
+    assert await ddb_api.result("MGET", "n0", "n49", "k0", "k49", "k50") == ["1", "1", "v0+", "v49+", "v50"]
+
+
+async def test_a_refusal_inside_a_batch_is_its_own_commands_answer(ddb_api: Api) -> None:
+    """The batch a too-large value is in wrote nothing; it runs again in smaller parts,
+    so every other command of it is applied and only that one answers the refusal."""
+    commands: list[list[Any]] = [["SET", f"k{i}", "v"] for i in range(40)]
+    commands[17] = ["SET", "big", "x" * MAX_ITEM_BYTES]
+    commands.append(["MGET", "k0", "k16", "k18", "k39", "big"])
+    status, body = await ddb_api.pipeline(*commands)
+    assert status == 200
+    assert "value is too large" in body[17]["error"]
+    assert body[:17] + body[18:40] == [{"result": "OK"}] * 39
+    assert body[40] == {"result": ["v", "v", "v", "v", None]}
+    assert await ddb_api.result("DBSIZE") == 39
 
 
 # --- DynamoDB's limits -----------------------------------------------------------------
