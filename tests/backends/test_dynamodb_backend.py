@@ -233,7 +233,9 @@ async def test_a_pipeline_of_writes_is_a_few_transactions(ddb_api: Api, calls: C
     commands = [c for i in range(50) for c in (["INCR", f"n{i}"], ["GET", f"k{i}"], ["APPEND", f"k{i}", "+"])]
     status, body = await ddb_api.pipeline(*commands)
     assert status == 200
-    assert body == [r for i in range(50) for r in ({"result": 1}, {"result": f"v{i}"}, {"result": len(f"v{i}+")})]
+    assert body == [
+        r for i in range(50) for r in ({"result": 1}, {"result": f"v{i}"}, {"result": len(f"v{i}+")})
+    ]
     assert calls == {"batch_get_item": 1, "transact_write_items": 1}, calls
     assert await ddb_api.result("MGET", "n0", "n49", "k0", "k49", "k50") == ["1", "1", "v0+", "v49+", "v50"]
 
