@@ -13,6 +13,8 @@ measures from one client process:
   ``ConsistentRead``), SET (``put_item`` of the item kvgate writes) and INCR (``update_item
   ADD``, kvgate's own expression) straight to DynamoDB Local, against the same command through
   kvgate, and the same HTTP request to the ceiling;
+* through kvgate only, a ``/pipeline`` of 100 SETs of distinct keys and one of 100 GETs
+  against one SET, round by round (target: a pipeline's p50 within 3x one SET's);
 * 16 concurrent clients for a few seconds, GET, throughput of the direct path and of kvgate,
   and the CPU time each process (this client, kvgate, DynamoDB Local) spent per request.
 
@@ -81,6 +83,9 @@ SLICE_SECONDS = 1.0  # the concurrent run alternates paths in slices of this len
 SLICES = 3  # ...this many per path (plus one warm-up slice of half that each)
 
 TARGET_ADDED_MS = 1.0  # kvgate p50 - direct p50; printed, never asserted
+PIPELINE_LENGTH = 100  # commands per /pipeline in the pipeline test
+PIPELINE_REQUESTS = 200  # rounds of the pipeline test (each: one SET, two pipelines)
+TARGET_PIPELINE_RATIO = 3.0  # a /pipeline of 100's p50 / one SET's p50; printed, never asserted
 
 DIRECT = "direct"
 KVGATE = "kvgate"
@@ -232,6 +237,55 @@ class Paths:
     async def kvgate_incr(self) -> int:
         self.counter += 1
         return await self._http(KVGATE, self.kvgate + "/", self.incr_body, {"result": self.counter})
+
+    async def kvgate_pipeline(self, body: bytes, expected: list[Any]) -> int:
+        return await self._http(KVGATE, self.kvgate + "/pipeline", body, expected)
+
+    def pipeline_tests(self) -> list[tuple[str, Op]]:
+        """Through kvgate: one SET, one GET, a /pipeline of PIPELINE_LENGTH SETs of distinct
+        keys and one of as many GETs of them; directly, DynamoDB's floor for the same: one
+        PutItem, one GetItem, one TransactWriteItems of as many Puts (what kvgate sends for
+        such a pipeline) and one BatchGetItem of as many keys."""
+        names = [f"bench:p{i}" for i in range(PIPELINE_LENGTH)]
+        sets = json.dumps([["SET", n, "v"] for n in names]).encode()
+        gets = json.dumps([["GET", n] for n in names]).encode()
+        puts = [
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": items.encode(
+                        Entry(Key(n.encode(), KeyType.STRING, None, b"v")), items.new_token()
+                    ),
+                }
+            }
+            for n in names
+        ]
+        keys = [pk(n.encode()) for n in names]
+
+        async def transact() -> int:
+            t0 = time.perf_counter_ns()
+            await self.client.transact_write_items(TransactItems=puts)
+            return time.perf_counter_ns() - t0
+
+        async def batch_get() -> int:
+            t0 = time.perf_counter_ns()
+            r = await self.client.batch_get_item(RequestItems={TABLE: {"Keys": keys, "ConsistentRead": True}})
+            elapsed = time.perf_counter_ns() - t0
+            if len(r["Responses"][TABLE]) != len(keys) or r.get("UnprocessedKeys"):
+                raise BenchError(f"direct batch_get_item: {len(r['Responses'][TABLE])} of {len(keys)} items")
+            return elapsed
+
+        n = PIPELINE_LENGTH
+        return [
+            (f"{KVGATE} SET", self.kvgate_set),
+            (f"{KVGATE} GET", self.kvgate_get),
+            (f"{KVGATE} pipeline {n} SET", lambda: self.kvgate_pipeline(sets, [{"result": "OK"}] * n)),
+            (f"{KVGATE} pipeline {n} GET", lambda: self.kvgate_pipeline(gets, [{"result": "v"}] * n)),
+            (f"{DIRECT} PutItem", self.direct_set),
+            (f"{DIRECT} GetItem", self.direct_get),
+            (f"{DIRECT} TransactWriteItems {n}", transact),
+            (f"{DIRECT} BatchGetItem {n}", batch_get),
+        ]
 
     async def hop_get(self) -> int:
         return await self._http(HOP, self.ceiling + "/get/foo", None, {"result": "bar"})
@@ -385,6 +439,62 @@ async def sequential(paths: Paths, meter: OtherCpu, requests: int) -> list[Stats
             f"hop {p50[HOP]:.3f} ms{noise_note(other)}"
         )
     return results
+
+
+async def pipelines(paths: Paths, meter: OtherCpu) -> list[Stats]:
+    """Batches of PIPELINE_LENGTH against single commands, kvgate and direct, interleaved."""
+    print(
+        f"\nBatches ({PIPELINE_REQUESTS} rounds of single commands and batches of {PIPELINE_LENGTH}, "
+        "kvgate and direct)"
+    )
+    ops = paths.pipeline_tests()
+    await rounds(ops, WARMUP_ROUNDS // 10, math.inf)
+    meter.start()
+    samples = await rounds(ops, PIPELINE_REQUESTS, time.monotonic() + TEST_CAP_SECONDS)
+    other = meter.other_pct()
+    rows = [stats("pipeline", label, values) for label, values in samples.items()]
+    for row in rows:
+        row.other_cpu_pct = other
+    return rows
+
+
+def report_pipelines(rows: list[Stats]) -> dict[str, Any]:
+    """Each batch's p50 over its single command's, through kvgate and directly."""
+    n = PIPELINE_LENGTH
+    by = {r.path: r for r in rows}
+    pairs = [
+        (f"{KVGATE} pipeline {n} SET", f"{KVGATE} SET", True),
+        (f"{KVGATE} pipeline {n} GET", f"{KVGATE} GET", True),
+        (f"{DIRECT} TransactWriteItems {n}", f"{DIRECT} PutItem", False),
+        (f"{DIRECT} BatchGetItem {n}", f"{DIRECT} GetItem", False),
+    ]
+    print(
+        f"\nBatches of {n}, ms (target: kvgate's /pipeline of {n} <= {TARGET_PIPELINE_RATIO:g}x its single "
+        "command at p50;\n  the direct rows are DynamoDB Local's own cost of the calls kvgate makes)"
+    )
+    table(
+        ("request", "requests", "p50", "p99", "single", "single p50", "ratio", "target", "other CPU"),
+        [
+            (
+                batch,
+                str(by[batch].requests),
+                f"{by[batch].p50_ms:.3f}",
+                f"{by[batch].p99_ms:.3f}",
+                single,
+                f"{by[single].p50_ms:.3f}",
+                f"{by[batch].p50_ms / by[single].p50_ms:.2f}x",
+                ("meets" if by[batch].p50_ms / by[single].p50_ms <= TARGET_PIPELINE_RATIO else "MISSES")
+                if targeted
+                else "",
+                other_cpu(by[batch].other_cpu_pct),
+            )
+            for batch, single, targeted in pairs
+        ],
+    )
+    return {
+        batch: {"p50_ms": by[batch].p50_ms, "ratio_to_single": by[batch].p50_ms / by[single].p50_ms}
+        for batch, single, _ in pairs
+    }
 
 
 async def concurrent(paths: Paths, meter: OtherCpu, cpu: Callable[[], dict[str, float]]) -> list[Stats]:
@@ -616,7 +726,7 @@ async def measure(
     meter: OtherCpu,
     cpu: Callable[[], dict[str, float]],
     args: argparse.Namespace,
-) -> tuple[list[Stats], list[Stats]]:
+) -> tuple[list[Stats], list[Stats], list[Stats]]:
     session = get_session()
     # the same client configuration kvgate's backend uses (one attempt, keep-alive pool)
     config = _client_config(POOL_SIZE, CLIENT_TIMEOUT)
@@ -629,13 +739,14 @@ async def measure(
         await verify(paths)
         await warm_up(paths)
         seq = await sequential(paths, meter, args.requests)
+        piped = await pipelines(paths, meter)
         conc = [] if args.no_concurrent else await concurrent(paths, meter, cpu)
         # every INCR of the run, by either path, landed exactly once
         await paths._http(
             KVGATE, f"{kvgate_url}/get/{INCR_KEY.decode()}", None, {"result": str(paths.counter)}
         )
         print(f"  counter check: {INCR_KEY.decode()} = {paths.counter}, as many INCRs as were sent")
-    return seq, conc
+    return seq, piped, conc
 
 
 def run(args: argparse.Namespace, tmp: Path) -> int:
@@ -687,7 +798,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 }
 
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                seq, conc = runner.run(
+                seq, piped, conc = runner.run(
                     measure(
                         ddb.endpoint,
                         f"http://{HOST}:{kvgate_port}",
@@ -701,6 +812,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 if not service.alive():
                     raise service.exited_error()
             result = report(seq, conc)
+            result["pipelines"] = report_pipelines(piped)
             report_logs([kvgate])
             print("\nStopping servers")
     finally:
@@ -721,6 +833,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             "versions": info,
             "sequential": [asdict(r) for r in seq],
             "concurrent": [asdict(r) for r in conc],
+            "pipeline_rounds": [asdict(r) for r in piped],
             **result,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

@@ -434,6 +434,9 @@ class DynamoBackend(Backend):
             return None
         return keys or None
 
+    def _one_key_each(self, commands: list[Args]) -> bool:
+        return len(commands) > 1 and all(len(self._batch_keys(c) or ()) == 1 for c in commands)
+
     async def _run_part(self, commands: list[Args], writable: bool) -> list[Reply]:
         """A run of reads, or writes (with the reads between them) as one unit."""
         CAPACITY_LABEL.set(self._label(commands[0]) if len(commands) == 1 else "pipeline")
@@ -469,7 +472,11 @@ class DynamoBackend(Backend):
         names, shas = self._prefetch(commands)
         snapshot = Snapshot()
         candidates = _candidates(commands)
-        await self._fetch(snapshot, names, shas, atomic=not writable)
+        # A read unit reads its keys as one snapshot (TransactGetItems, twice the read
+        # units of BatchGetItem on AWS) when a command reads several: pipelined commands
+        # of one key each are not atomic together, in Redis either.
+        atomic = not writable and not self._one_key_each(commands)
+        await self._fetch(snapshot, names, shas, atomic=atomic)
         needs = conflicts = 0
         while True:
             txn = SnapshotTxn(snapshot, now_ms(), writable, self.scripting, self.hub)
@@ -498,7 +505,7 @@ class DynamoBackend(Backend):
                 fresh = Snapshot(keyspace=snapshot.keyspace)
                 # a key written blind that turned out to be a spilled collection is read now
                 again = list(snapshot.entries) + [n for n in txn.dirty if n not in snapshot.entries]
-                await self._fetch(fresh, again, list(snapshot.scripts), atomic=not writable)
+                await self._fetch(fresh, again, list(snapshot.scripts), atomic=atomic)
                 snapshot = fresh
 
     async def _validate(self, snapshot: Snapshot) -> None:

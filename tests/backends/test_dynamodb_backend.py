@@ -228,6 +228,16 @@ async def test_a_pipeline_of_writes_is_a_few_transactions(ddb_api: Api, calls: C
     assert (status, body) == (200, [{"result": f"v{i}"} for i in range(n)])
     assert calls == {"batch_get_item": 3}, calls  # sent together, not one after another
 
+    # one-key reads are not atomic together (in Redis either); one command's keys are
+    calls.clear()
+    status, body = await ddb_api.pipeline(*(["GET", f"k{i}"] for i in range(100)))
+    assert body == [{"result": f"v{i}"} for i in range(100)]
+    assert calls == {"batch_get_item": 1}, calls
+    calls.clear()
+    status, body = await ddb_api.pipeline(["GET", "k0"], ["MGET", "k1", "k2"])
+    assert body == [{"result": "v0"}, {"result": ["v1", "v2"]}]
+    assert calls == {"transact_get_items": 1}, calls
+
     # writes that read, with reads between them: one read of their keys, one write
     calls.clear()
     commands = [c for i in range(50) for c in (["INCR", f"n{i}"], ["GET", f"k{i}"], ["APPEND", f"k{i}", "+"])]
