@@ -55,7 +55,8 @@ async def test_a_redis_outage_under_load_fails_fast_and_recovers(gateway_client:
         await asyncio.gather(outage(), *(load() for _ in range(CLIENTS)))
         assert set(statuses) <= {200, 503}, statuses
         assert statuses[503] > 0 and statuses[200] > 0, statuses
-        assert slowest_503 < 0.5, f"a 503 took {slowest_503:.2f} s: it should fail fast"
+        # fast: well before the 2 s timeout (0.56 s was seen once on a loaded machine)
+        assert slowest_503 < 1.0, f"a 503 took {slowest_503:.2f} s: it should fail fast"
         assert first_success_after_restart is not None, "never served again after the restart"
         assert first_success_after_restart < 2.5, (
             f"first success {first_success_after_restart:.2f} s after restart"
