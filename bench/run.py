@@ -330,6 +330,7 @@ class Result:
     commands_per_s: float
     p50_ms: float | None = None
     p99_ms: float | None = None
+    max_ms: float | None = None  # wrk's slowest request
     requests: int | None = None
     non_2xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
@@ -377,6 +378,7 @@ def parse_wrk(target: str, test: str, output: str, commands_per_request: int = 1
         except ValueError:
             return None
 
+    slowest = re.search(r"^\s*Latency\s+\S+\s+\S+\s+(\S+)", output, re.M)  # avg, stdev, max
     requests = re.search(r"^\s*(\d+) requests in", output, re.M)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
@@ -394,6 +396,7 @@ def parse_wrk(target: str, test: str, output: str, commands_per_request: int = 1
         commands_per_s=per_s * commands_per_request,
         p50_ms=percentile(50),
         p99_ms=percentile(99),
+        max_ms=to_ms(slowest[1]) if slowest else None,
         requests=int(requests[1]) if requests else None,
         non_2xx=int(non_2xx[1]) if non_2xx else 0,
         socket_errors=socket_errors,

@@ -25,7 +25,7 @@ from kvgate.commands import CommandTable
 from kvgate.config import Config, DatabaseConfig
 from kvgate.connections import ConnectionServer, Limits
 from kvgate.cors import CorsPolicy
-from kvgate.database import Access, Database
+from kvgate.database import LOOP_SLICE, Access, Database
 from kvgate.errors import (
     BadRequest,
     BrokenBody,
@@ -420,7 +420,11 @@ class Gateway:
                 answer = self.error(400, exc.message)
                 answer[COMMAND_ERRORS] = 1
                 return answer
-        answer = self.json([envelope(reply, encode) for reply in replies])
+        envelopes = [envelope(reply, encode) for reply in replies[:LOOP_SLICE]]
+        for at in range(LOOP_SLICE, len(replies), LOOP_SLICE):
+            await asyncio.sleep(0)  # a large batch lets other requests in meanwhile
+            envelopes += [envelope(reply, encode) for reply in replies[at : at + LOOP_SLICE]]
+        answer = self.json(envelopes)
         answer[COMMAND_ERRORS] = _errors(replies)
         return answer
 

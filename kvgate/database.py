@@ -8,6 +8,7 @@ normalization.  Only then does the backend see it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from enum import Enum
 
@@ -17,6 +18,10 @@ from kvgate.commands import Context
 from kvgate.errors import Forbidden, ReplyError
 from kvgate.protocol import Args, Reply, split_withtype
 from kvgate.scripts import Fixup, ScriptRegistry
+
+#: Commands checked (or replies encoded) between two turns of the event loop in a large
+#: batch: 10,000 commands take about 13 ms to check, which other clients would wait for.
+LOOP_SLICE = 512
 
 
 class Access(Enum):
@@ -120,6 +125,8 @@ class Database:
         fixups: dict[int, Fixup] = {}
         typed: list[int] = []
         for i, args in enumerate(commands):
+            if i and not i % LOOP_SLICE:
+                await asyncio.sleep(0)  # a large batch lets other requests in meanwhile
             try:
                 fixup = self.prepare(args, access, Context.PIPELINE)
             except ReplyError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import time
 from collections.abc import Awaitable
@@ -245,3 +246,48 @@ async def test_a_backtracking_write_script_holds_the_writer_no_longer_than_its_t
     assert worst < 0.7, f"a SET waited {worst * 1000:.0f} ms for the writer"
     assert status == 400 and "script timed out" in body["error"]
     assert await api.result("GET", "before") == "1"  # what it wrote before the limit stays
+
+
+async def test_a_large_batch_is_checked_and_encoded_a_slice_at_a_time(
+    gateway_client: GatewayClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's own work on a 10,000-command pipeline (checking each command, encoding
+    each reply: about 20 ms) is done LOOP_SLICE commands at a time, other callbacks
+    running in between: counted in loop turns, not timed."""
+    from kvgate import app as app_module
+    from kvgate.database import LOOP_SLICE, Database
+
+    api = Api(await gateway_client(sqlite_config(tmp_path)))
+    turns = 0
+    seen: dict[str, list[int]] = {"prepare": [], "envelope": []}
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    prepare, envelope = Database.prepare, app_module.envelope
+
+    def counted_prepare(self: Database, *args: Any) -> Any:
+        seen["prepare"].append(turns)
+        return prepare(self, *args)
+
+    def counted_envelope(*args: Any) -> Any:
+        seen["envelope"].append(turns)
+        return envelope(*args)
+
+    monkeypatch.setattr(Database, "prepare", counted_prepare)
+    monkeypatch.setattr(app_module, "envelope", counted_envelope)
+    n = 10_000
+    counter = asyncio.create_task(count_turns())
+    try:
+        status, replies = await api.pipeline(*(["GET", f"k{i}"] for i in range(n)))
+    finally:
+        counter.cancel()
+    assert status == 200 and replies == [{"result": None}] * n
+    for phase, marks in seen.items():
+        assert len(marks) == n
+        slices = [marks[i : i + LOOP_SLICE] for i in range(0, n, LOOP_SLICE)]
+        assert all(len(set(s)) == 1 for s in slices), f"{phase}: the loop ran inside a slice"
+        assert all(a[0] < b[0] for a, b in itertools.pairwise(slices)), f"{phase}: no turn between slices"
