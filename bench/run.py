@@ -60,6 +60,7 @@ TARGET_P99_MS = 5.0
 TARGET_PIPELINE_CPS = 500_000
 TARGET_SQLITE_SET = 0.7  # SQLite backend / Redis backend, kvgate 2 workers
 TARGET_SQLITE_GET = 0.8
+TARGET_SQLITE_PIPELINE = 0.6  # /pipeline of 100, SQLite backend / Redis backend, 2 workers
 
 KVGATE_2W = "kvgate-2w"
 KVGATE_1W = "kvgate-1w"
@@ -928,6 +929,13 @@ def report(results: list[Result]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         [("commands", pipe.commands_per_s if pipe and pipe.valid else None)],
         lambda v: v >= TARGET_PIPELINE_CPS,
         "/s",
+    )
+    target(
+        f"SQLite-backend /pipeline of {PIPELINE_COMMANDS} >= {TARGET_SQLITE_PIPELINE}x the Redis-backend figure "
+        "(2 workers)",
+        [("commands", ratios["sqlite-2w/kvgate-2w"][f"pipeline{PIPELINE_COMMANDS}"])],
+        lambda v: v >= TARGET_SQLITE_PIPELINE,
+        "x",
     )
     for command, goal in (("SET", TARGET_SQLITE_SET), ("GET", TARGET_SQLITE_GET)):
         target(
