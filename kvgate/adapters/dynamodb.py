@@ -173,6 +173,10 @@ def _client_config(connections: int, timeout: float) -> Any:
         connect_timeout=min(5.0, timeout),
         read_timeout=timeout,
         tcp_keepalive=True,
+        # kvgate builds every request itself (dynamodb_items), and DynamoDB validates what
+        # it receives anyway: botocore's own pass over the parameters cost 0.5-3 ms of CPU
+        # per call with 100 items (measured: a 100-GET pipeline 13.1-14.7 ms -> 11.7-11.9)
+        parameter_validation=False,
     )
 
 
