@@ -451,7 +451,8 @@ class DynamoBackend(Backend):
                 if reply is not None:
                     return [reply]
         if writable:
-            return await self._unit(commands, writable=True)  # refused: the caller splits it
+            # refused (or too big for one transaction): the caller runs it in halves
+            return await self._unit(commands, writable=True, divisible=len(commands) > 1)
         try:
             return await self._unit(commands, writable=False)
         except _Refused as exc:
@@ -471,7 +472,10 @@ class DynamoBackend(Backend):
 
     # -- one unit -------------------------------------------------------------------
 
-    async def _unit(self, commands: list[Args], writable: bool) -> list[Reply]:
+    async def _unit(self, commands: list[Args], writable: bool, divisible: bool = False) -> list[Reply]:
+        """Run ``commands`` as one unit.  ``divisible``: a pipeline's part that may run in
+        smaller parts instead, so a write that does not fit one transaction is refused
+        rather than written through new generations (a copy of each collection)."""
         self.units += 1
         names, shas = self._prefetch(commands)
         snapshot = Snapshot()
@@ -496,7 +500,7 @@ class DynamoBackend(Backend):
                 if not writable:
                     await self._validate(snapshot)
                     return replies
-                await self._commit(txn, snapshot)
+                await self._commit(txn, snapshot, divisible)
                 for channel, message in txn.published:  # committed: PUBLISH delivers
                     self.hub.deliver(channel, message)
                 return replies
@@ -875,7 +879,7 @@ class DynamoBackend(Backend):
 
     # -- writes ---------------------------------------------------------------------
 
-    async def _commit(self, txn: SnapshotTxn, snapshot: Snapshot) -> None:
+    async def _commit(self, txn: SnapshotTxn, snapshot: Snapshot, divisible: bool = False) -> None:
         """Write what ``txn`` changed, conditioned on the versions it read (none after a
         FLUSHDB, which is not atomic).  Raises :class:`_Conflict` when another writer won,
         :class:`_Refused` (before writing anything) past a DynamoDB limit.
@@ -971,6 +975,8 @@ class DynamoBackend(Backend):
         element_count = sum(len(a) for a in elements.values())
         fixed = len(heads) + len(checks) + len(records)
         big: list[bytes] = []
+        if divisible and (fixed + element_count > MAX_TRANSACTION_ITEMS or size > MAX_TRANSACTION_BYTES):
+            raise _Refused(error_texts.dynamodb_too_many_keys(MAX_TRANSACTION_ITEMS, len(heads), len(checks)))
         if fixed + element_count > MAX_TRANSACTION_ITEMS or size > MAX_TRANSACTION_BYTES:
             # the largest collections' elements go to new generations until the rest fits
             for name in sorted(elements, key=lambda n: len(elements[n]), reverse=True):

@@ -250,6 +250,29 @@ async def test_a_pipeline_of_writes_is_a_few_transactions(ddb_api: Api, calls: C
     assert await ddb_api.result("MGET", "n0", "n49", "k0", "k49", "k50") == ["1", "1", "v0+", "v49+", "v50"]
 
 
+async def test_a_batch_too_big_for_one_transaction_is_split_not_copied(
+    ddb_api: Api, dynamodb_local: DynamoDBLocal, calls: Counter[str]
+) -> None:
+    """150 new fields of one spilled hash: 150 element items and the head do not fit one
+    TransactWriteItems.  A single command that big is written through a new generation
+    (a copy of the collection); a pipeline's part is run in smaller parts instead."""
+    assert await ddb_api.result("HSET", "h", *(x for i in range(200) for x in (f"f{i}", "v"))) == 200
+    table, head = backend_of(ddb_api).table, items.head_key(b"h")
+    generation = raw_client(dynamodb_local).get_item(TableName=table, Key=head, ConsistentRead=True)["Item"][
+        "g"
+    ]
+    calls.clear()
+    status, body = await ddb_api.pipeline(*(["HSET", "h", f"new{i}", "w"] for i in range(150)))
+    assert (status, body) == (200, [{"result": 1}] * 150)
+    after = raw_client(dynamodb_local).get_item(TableName=table, Key=head, ConsistentRead=True)["Item"]
+    assert after["g"] == generation, "the collection was copied to a new generation"
+    assert after["n"] == {"N": "350"}
+    assert 2 <= calls["transact_write_items"] <= 4, calls
+    assert "batch_write_item" not in calls, calls
+    assert await ddb_api.result("HLEN", "h") == 350
+    assert await ddb_api.result("HMGET", "h", "f0", "new0", "new149") == ["v", "w", "w"]
+
+
 async def test_a_refusal_inside_a_batch_is_its_own_commands_answer(ddb_api: Api) -> None:
     """The batch a too-large value is in wrote nothing; it runs again in smaller parts,
     so every other command of it is applied and only that one answers the refusal."""
