@@ -95,9 +95,6 @@ _RETRYABLE = frozenset(
 )
 _TOO_LARGE = re.compile(r"size|too large", re.IGNORECASE)  # DynamoDB's texts for its limits
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-#: Commands that run as a unit of their own in a pipeline: scripts (their keys are only
-#: what they declare) and FLUSHDB/FLUSHALL (which write unconditionally).
-_SOLO = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro", "flushdb", "flushall"})
 _INCRS = {b"incr": 1, b"decr": -1, b"incrby": 1, b"decrby": -1}
 #: The command a DynamoDB call is made for (a label of the capacity metric).
 CAPACITY_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("dynamodb_command", default="other")
@@ -424,9 +421,11 @@ class DynamoBackend(Backend):
 
     def _batch_keys(self, args: Args) -> set[bytes] | None:
         """The keys a command touches, when the command table can tell them in advance
-        and the command may share a unit with others; None when it may not."""
+        and the command may share a unit with others; None when it may not: a script
+        (``@scripting``: it may touch keys it does not declare) or a keyless command
+        (FLUSHDB, which writes unconditionally; PUBLISH; SCAN...)."""
         command = self.commands.get(args[0].lower().decode("utf-8", "replace"))
-        if command is None or command.name in _SOLO:
+        if command is None or "@scripting" in command.categories:
             return None
         if command.subcommands and len(args) > 1:
             command = command.subcommands.get(args[1].lower())
