@@ -35,18 +35,17 @@ from bench.run import (
     TOKEN,
     BenchError,
     CpuMeter,
-    HttpTarget,
     Result,
     Service,
     bench_http,
     busy_before,
     free_ports,
     http_request,
+    redis_and_sqlite_targets,
     redis_command,
     report_ratios,
     run_in_tempdir,
     services,
-    start_kvgate,
     wait_until,
     write_checked_script,
 )
@@ -120,24 +119,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"  before starting, other processes use {busy_before():.0f}% of the CPUs (measured over 1 s)")
     results: list[Result] = []
     with services() as started:
-        redis_port, redis_kv, sqlite_kv = free_ports(3)
+        (redis_port,) = free_ports(1)
         start_redis_with_json(started, tmp, redis_port)
-        targets = [
-            HttpTarget(
-                "redis+json",
-                start_kvgate(started, tmp, "kvgate-redisjson", redis_kv, f"redis://{HOST}:{redis_port}/0", 2),
-                f"http://{HOST}:{redis_kv}",
-                "/",
-                None,
-            ),
-            HttpTarget(
-                "sqlite",
-                start_kvgate(started, tmp, "kvgate-sqlite", sqlite_kv, f"sqlite:///{tmp / 'docs.db'}", 2),
-                f"http://{HOST}:{sqlite_kv}",
-                "/",
-                None,
-            ),
-        ]
+        targets = redis_and_sqlite_targets(started, tmp, "redis+json", redis_port, "docs.db")
         for target in targets:
             seed_and_check(target.base_url)
         print("  replies checked on both; running wrk")

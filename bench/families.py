@@ -35,20 +35,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.run import (
-    HOST,
     TOKEN,
     BenchError,
     CpuMeter,
-    HttpTarget,
     Result,
     bench_http,
     busy_before,
     free_ports,
     http_request,
+    redis_and_sqlite_targets,
     report_ratios,
     run_in_tempdir,
     services,
-    start_kvgate,
     start_redis,
     write_checked_script,
 )
@@ -127,24 +125,9 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     print(f"  before starting, other processes use {busy_before():.0f}% of the CPUs (measured over 1 s)")
     results: list[Result] = []
     with services() as started:
-        redis_port, redis_kv, sqlite_kv = free_ports(3)
+        (redis_port,) = free_ports(1)
         start_redis(started, tmp, redis_port)
-        targets = [
-            HttpTarget(
-                "redis",
-                start_kvgate(started, tmp, "kvgate-redis", redis_kv, f"redis://{HOST}:{redis_port}/0", 2),
-                f"http://{HOST}:{redis_kv}",
-                "/",
-                None,
-            ),
-            HttpTarget(
-                "sqlite",
-                start_kvgate(started, tmp, "kvgate-sqlite", sqlite_kv, f"sqlite:///{tmp / 'families.db'}", 2),
-                f"http://{HOST}:{sqlite_kv}",
-                "/",
-                None,
-            ),
-        ]
+        targets = redis_and_sqlite_targets(started, tmp, "redis", redis_port, "families.db")
         for target in targets:
             seed_and_check(target.base_url)
         print("  data seeded and replies checked on both; running wrk")

@@ -693,6 +693,31 @@ def start_kvgate(
     return kvgate
 
 
+def redis_and_sqlite_targets(
+    started: list[Service], tmp: Path, redis_name: str, redis_port: int, db_file: str
+) -> list[HttpTarget]:
+    """kvgate (2 workers) on the Redis at ``redis_port`` and on a new SQLite file in
+    ``tmp``: the pair the families and documents benches compare, as POST targets."""
+    redis_kv, sqlite_kv = free_ports(2)
+    redis_url, sqlite_url = f"redis://{HOST}:{redis_port}/0", f"sqlite:///{tmp / db_file}"
+    return [
+        HttpTarget(
+            redis_name,
+            start_kvgate(started, tmp, "kvgate-redis", redis_kv, redis_url, 2),
+            f"http://{HOST}:{redis_kv}",
+            "/",
+            None,
+        ),
+        HttpTarget(
+            "sqlite",
+            start_kvgate(started, tmp, "kvgate-sqlite", sqlite_kv, sqlite_url, 2),
+            f"http://{HOST}:{sqlite_kv}",
+            "/",
+            None,
+        ),
+    ]
+
+
 def start_webdis(started: list[Service], tmp: Path, port: int, redis_port: int) -> Service:
     config = {
         "redis_host": HOST,
