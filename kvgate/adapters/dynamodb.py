@@ -20,7 +20,6 @@ answers before applying anything, are retried here with backoff.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import hashlib
@@ -358,9 +357,16 @@ class DynamoBackend(Backend):
         if nothing had been done."""
         replies: list[Reply] = []
         wrote = False
-        parts = collections.deque(self._parts(commands))
-        while parts:
-            part, writable = parts.popleft()
+        parts = self._parts(commands)  # cut as the units run, not all before the first
+        halves: list[tuple[list[Args], bool]] = []  # of a refused part, next first
+        while True:
+            if halves:
+                part, writable = halves.pop()
+            else:
+                following = next(parts, None)
+                if following is None:
+                    break
+                part, writable = following
             try:
                 replies += await self._run_part(part, writable)
             except _Refused as exc:
@@ -368,7 +374,7 @@ class DynamoBackend(Backend):
                     replies += [ReplyError(exc.message)] * len(part)
                     continue
                 half = len(part) // 2
-                parts.extendleft(reversed([(part[:half], True), (part[half:], True)]))
+                halves += [(part[half:], True), (part[:half], True)]
                 continue
             except BackendError as exc:
                 if not wrote:
@@ -437,9 +443,6 @@ class DynamoBackend(Backend):
             return None
         return keys or None
 
-    def _one_key_each(self, commands: list[Args]) -> bool:
-        return len(commands) > 1 and all(len(self._batch_keys(c) or ()) == 1 for c in commands)
-
     async def _run_part(self, commands: list[Args], writable: bool) -> list[Reply]:
         """A run of reads, or writes (with the reads between them) as one unit."""
         CAPACITY_LABEL.set(self._label(commands[0]) if len(commands) == 1 else "pipeline")
@@ -476,13 +479,13 @@ class DynamoBackend(Backend):
         smaller parts instead, so a write that does not fit one transaction is refused
         rather than written through new generations (a copy of each collection)."""
         self.units += 1
-        names, shas = self._prefetch(commands)
+        names, shas, together = self._prefetch(commands)
         snapshot = Snapshot()
         candidates = _candidates(commands)
         # A read unit reads its keys as one snapshot (TransactGetItems, twice the read
         # units of BatchGetItem on AWS) when a command reads several: pipelined commands
         # of one key each are not atomic together, in Redis either.
-        atomic = not writable and not self._one_key_each(commands)
+        atomic = not writable and (together or len(commands) == 1)
         await self._fetch(snapshot, names, shas, atomic=atomic)
         needs = conflicts = 0
         while True:
@@ -533,10 +536,13 @@ class DynamoBackend(Backend):
             if token != snapshot.tokens.get(name):
                 raise _Conflict()
 
-    def _prefetch(self, commands: list[Args]) -> tuple[list[bytes], list[bytes]]:
-        """The keys and cached scripts the command table says the unit will need."""
+    def _prefetch(self, commands: list[Args]) -> tuple[list[bytes], list[bytes], bool]:
+        """The keys and cached scripts the command table says the unit will need, and
+        whether one of its commands reads several keys (or is a script): those are read
+        together, as one snapshot."""
         names: dict[bytes, None] = {}
         shas: dict[bytes, None] = {}
+        together = False
         for args in commands:
             command = self.commands.get(args[0].lower().decode("utf-8", "replace"))
             if command is None:
@@ -544,15 +550,18 @@ class DynamoBackend(Backend):
             name = command.name
             if command.blind_write and not (name == "set" and set_reads_first(args)):
                 continue  # written without being read
+            keys: list[bytes] = []
             with contextlib.suppress(Exception):  # malformed numkeys: the engine says so
-                for key in command.keys(args):
-                    if len(key) <= MAX_KEY_NAME_BYTES:
-                        names[key] = None
+                keys = command.keys(args)
+            for key in keys:
+                if len(key) <= MAX_KEY_NAME_BYTES:
+                    names[key] = None
+            together = together or len(keys) > 1 or "@scripting" in command.categories
             if name in ("eval", "eval_ro") and len(args) > 1:
                 shas[hashlib.sha1(args[1]).hexdigest().encode()] = None
             elif name in ("evalsha", "evalsha_ro") and len(args) > 1:
                 shas[args[1].lower()] = None
-        return list(names), list(shas)
+        return list(names), list(shas), together
 
     async def _satisfy(
         self,
